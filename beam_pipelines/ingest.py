@@ -1,0 +1,434 @@
+"""Ingest: raw video files -> YouTube-8M frame and video level TFRecords, label statistics, quarantine.
+
+    python -m beam_pipelines.ingest --input DIR_OR_GLOB --output DIR [--labels CSV] [Beam options]
+
+Stages (each a composite PTransform): DecodeVideos (ffmpeg frames at --fps, audio embedding) ->
+ExtractFeatures (InceptionV3, 2048-d) -> ProjectFeatures (PCA + whitening to 1024-d with
+tensorflow-transform, or YouTube-8M's PCA files) -> BuildRecords (quantize, SequenceExample + Example) ->
+write shards; AnalyzeLabels (tf.Transform vocabulary and class weights). Files that cannot be processed
+go to ``quarantine.csv`` with their reason; the rest are processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from beam_pipelines import audio, decode, pca
+from beam_pipelines.features import RANDOM_INIT_SEED, BackboneConfig
+from beam_pipelines.label_stats import LABEL_STATS_DIR, AnalyzeLabels
+from vidpipe import schema
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE_FILE = "quarantine.csv"
+SUMMARY_FILE = "summary.json"
+QUARANTINE_TAG = "quarantine"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything that shapes the records (Beam runner options live apart)."""
+
+    fps: float = 1.0
+    max_frames: int = schema.MAX_FRAMES
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    transform_dir: str | None = None
+    pca_dir: str | None = None
+    num_shards: int = 0
+
+    @property
+    def pca_source(self) -> str:
+        if self.pca_dir:
+            return f"youtube8m-npy:{self.pca_dir}"
+        if self.transform_dir:
+            return f"tf.Transform:{self.transform_dir}"
+        return "tf.Transform:fitted"
+
+
+def _timed(element: dict, stage: str, started: float) -> None:
+    element.setdefault("seconds", {})[stage] = element.get("seconds", {}).get(stage, 0.0) + time.perf_counter() - started
+
+
+class DecodeVideoFn(beam.DoFn):
+    """path -> {video_id, path, frames uint8 [T,S,S,3], audio float32 [T,128], has_audio, duration_s, seconds}.
+
+    Unreadable files go to the ``quarantine`` output as (path, reason).
+    """
+
+    def __init__(self, config: IngestConfig):
+        self.config = config
+
+    def process(self, path: str):
+        started = time.perf_counter()
+        try:
+            info = decode.probe(path)
+            frames = decode.decode_frames(path, self.config.fps, self.config.max_frames, self.config.backbone.input_size)
+        except decode.UnreadableVideo as error:
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, (path, error.reason))
+            return
+        except Exception as error:  # noqa: BLE001 - any other failure is still this file's problem alone
+            yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, (path, f"unexpected decoding error: {error}"))
+            return
+        element = {"video_id": decode.video_id_from_path(path), "path": path, "frames": frames,
+                   "duration_s": info.duration_s}
+        _timed(element, "decode", started)
+        started = time.perf_counter()
+        samples = None
+        if info.has_audio:
+            samples = decode.decode_audio(path, max_seconds=len(frames) / self.config.fps)
+        element["audio"], element["has_audio"] = audio.embed_audio(samples, len(frames), decode.AUDIO_SAMPLE_RATE)
+        _timed(element, "audio", started)
+        yield element
+
+
+class ExtractFeaturesFn(beam.DoFn):
+    """Adds ``cnn`` float32 [T, 2048] from the frames, batched through InceptionV3; drops the pixels."""
+
+    def __init__(self, backbone: BackboneConfig):
+        self.backbone = backbone
+        self._extractor = None
+
+    def setup(self):
+        from beam_pipelines.features import FrameFeatureExtractor
+
+        self._extractor = FrameFeatureExtractor(self.backbone)
+
+    def process(self, element: dict):
+        started = time.perf_counter()
+        element = dict(element)
+        element["cnn"] = self._extractor(element.pop("frames"))
+        _timed(element, "cnn", started)
+        yield element
+
+
+class DecodeVideos(beam.PTransform):
+    """PCollection[path] -> tagged {main: decoded videos, quarantine: (path, reason)}."""
+
+    def __init__(self, config: IngestConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, paths):
+        return (
+            paths
+            | "Reshuffle" >> beam.Reshuffle()
+            | "Decode" >> beam.ParDo(DecodeVideoFn(self.config)).with_outputs(QUARANTINE_TAG, main="videos")
+        )
+
+
+class ExtractFeatures(beam.PTransform):
+    """PCollection[decoded video] -> the same with ``cnn`` [T, 2048] instead of ``frames``."""
+
+    def __init__(self, backbone: BackboneConfig):
+        super().__init__()
+        self.backbone = backbone
+
+    def expand(self, videos):
+        return videos | "InceptionV3" >> beam.ParDo(ExtractFeaturesFn(self.backbone))
+
+
+def _frame_instances(element: dict):
+    video_id = element["video_id"].encode()
+    for index, row in enumerate(element["cnn"]):
+        yield {pca.VIDEO_ID_KEY: video_id, pca.FRAME_INDEX_KEY: index, pca.CNN_KEY: row}
+
+
+def _key_projected(instance: dict):
+    video_id = instance[pca.VIDEO_ID_KEY]
+    video_id = video_id.decode() if isinstance(video_id, bytes) else str(video_id)
+    return video_id, (int(instance[pca.FRAME_INDEX_KEY]), np.asarray(instance[schema.RGB], np.float32))
+
+
+class ProjectFeatures(beam.PTransform):
+    """PCollection[video with cnn] -> PCollection[(video_id, (frame_index, rgb float [1024]))].
+
+    Fits PCA with tf.Transform, and saves the fitted transform under ``transform_output_dir``, unless the
+    config names a saved transform or YouTube-8M PCA files. Needs an enclosing ``tft_beam.Context``.
+    """
+
+    def __init__(self, config: IngestConfig, transform_output_dir: str | None = None):
+        super().__init__()
+        self.config = config
+        self.transform_output_dir = transform_output_dir
+
+    def expand(self, videos):
+        if self.config.pca_dir:
+            projection = pca.NumpyPca.load(self.config.pca_dir)
+            return videos | "NumpyPca" >> beam.FlatMap(
+                lambda v: ((v["video_id"], (i, row)) for i, row in enumerate(projection(v["cnn"]).astype(np.float32))))
+
+        import tensorflow_transform.beam as tft_beam
+        from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+        metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(pca.raw_feature_spec()))
+        instances = videos | "FrameInstances" >> beam.FlatMap(_frame_instances)
+        if self.config.transform_dir:
+            transform_fn = videos.pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(self.config.transform_dir)
+            transformed, _ = ((instances, metadata), transform_fn) | "ApplyPca" >> tft_beam.TransformDataset(
+                output_record_batches=False)
+        else:
+            (transformed, _), transform_fn = (instances, metadata) | "FitPca" >> tft_beam.AnalyzeAndTransformDataset(
+                pca.preprocessing_fn, output_record_batches=False)
+            if self.transform_output_dir:
+                _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(self.transform_output_dir)
+        return transformed | "KeyByVideo" >> beam.Map(_key_projected)
+
+
+def _video_info(element: dict):
+    info = {k: v for k, v in element.items() if k not in ("cnn", "frames")}
+    return element["video_id"], info
+
+
+def build_records(joined, labels: dict[str, list[int]]):
+    """(video_id, {'frames': [(index, rgb)], 'info': [info]}) -> (frame SequenceExample, video Example, stats)."""
+    from vidpipe.records import frame_example, video_example
+
+    video_id, groups = joined
+    started = time.perf_counter()
+    info = groups["info"][0]
+    frames = sorted(groups["frames"], key=lambda pair: pair[0])
+    rgb = np.stack([row for _, row in frames]).astype(np.float32)
+    audio_features = info["audio"][: len(rgb)]
+    video_labels = sorted(labels.get(video_id, []))
+    sequence = frame_example(video_id, video_labels, schema.quantize(rgb), schema.quantize(audio_features))
+    example = video_example(video_id, video_labels, rgb.mean(axis=0), audio_features.mean(axis=0))
+    seconds = dict(info["seconds"])
+    seconds["pca_quantize_write"] = time.perf_counter() - started
+    stats = {"video_id": video_id, "path": info["path"], "frames": len(rgb), "has_audio": bool(info["has_audio"]),
+             "duration_s": info["duration_s"], "labels": video_labels, "seconds": seconds}
+    return sequence.SerializeToString(), example.SerializeToString(), stats
+
+
+class BuildRecords(beam.PTransform):
+    """(videos with info, projected frames) -> PCollections of serialized frame / video records and stats."""
+
+    def __init__(self, labels):
+        super().__init__()
+        self.labels = labels
+
+    def expand(self, inputs):
+        infos, projected = inputs
+        built = (
+            {"info": infos, "frames": projected}
+            | "JoinFrames" >> beam.CoGroupByKey()
+            | "Quantize" >> beam.Map(build_records, labels=beam.pvalue.AsDict(self.labels))
+        )
+        return (
+            built | "FrameRecords" >> beam.Map(lambda r: r[0]),
+            built | "VideoRecords" >> beam.Map(lambda r: r[1]),
+            built | "Stats" >> beam.Map(lambda r: r[2]),
+        )
+
+
+def _write_text(path: str, text: str) -> None:
+    import tensorflow as tf
+
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.gfile.GFile(path, "w") as handle:
+        handle.write(text)
+
+
+def write_quarantine(rows: list[tuple[str, str]], output_dir: str) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "reason"])
+    writer.writerows(sorted(rows))
+    _write_text(os.path.join(output_dir, QUARANTINE_FILE), buffer.getvalue())
+
+
+def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: IngestConfig, num_inputs: int) -> dict:
+    """Per-video stats -> the run summary (counts, frames, worker seconds per stage, warnings)."""
+    frames = sum(s["frames"] for s in stats)
+    seconds: dict[str, float] = {}
+    for s in stats:
+        for stage, value in s["seconds"].items():
+            seconds[stage] = seconds.get(stage, 0.0) + value
+    warnings = list(config.backbone.warnings())
+    if not config.pca_dir and not config.transform_dir and 0 < frames < schema.RGB_SIZE:
+        warnings.append(f"PCA fitted on {frames} frames, fewer than its {schema.RGB_SIZE} output dimensions: "
+                        f"components past the data's rank carry no variance and come out as zeros.")
+    without_audio = sorted(s["video_id"] for s in stats if not s["has_audio"])
+    if without_audio:
+        warnings.append(f"{len(without_audio)} video(s) have no audio track; their audio features are zeros: "
+                        + ", ".join(without_audio[:10]))
+    return {
+        "inputs": num_inputs,
+        "processed": len(stats),
+        "quarantined": len(quarantined),
+        "frames": frames,
+        "labeled_videos": sum(1 for s in stats if s["labels"]),
+        "videos_without_audio": without_audio,
+        "worker_seconds_per_stage": {k: round(v, 3) for k, v in sorted(seconds.items())},
+        "frames_per_video": {s["video_id"]: s["frames"] for s in sorted(stats, key=lambda s: s["video_id"])},
+        "config": {
+            "fps": config.fps, "max_frames": config.max_frames, "pca": config.pca_source,
+            "backbone": "InceptionV3 (pool_3, 2048-d)",
+            "backbone_weights": config.backbone.weights_path or f"random-init(seed={RANDOM_INIT_SEED})",
+            "frame_size": config.backbone.input_size, "audio_embedding": audio.EMBEDDING_NAME,
+        },
+        "warnings": warnings,
+    }
+
+
+class Ingest(beam.PTransform):
+    """PCollection[path] -> writes records, label stats, quarantine.csv and summary.json under output_dir."""
+
+    def __init__(self, output_dir: str, config: IngestConfig, labels: dict[str, list[int]] | None,
+                 num_inputs: int, pre_quarantined: list[tuple[str, str]] = ()):
+        super().__init__()
+        self.output_dir = output_dir
+        self.config = config
+        self.labels = labels or {}
+        self.num_inputs = num_inputs
+        self.pre_quarantined = list(pre_quarantined)
+
+    def expand(self, paths):
+        pipeline = paths.pipeline
+        decoded = paths | "DecodeVideos" >> DecodeVideos(self.config)
+        videos = decoded.videos | "ExtractFeatures" >> ExtractFeatures(self.config.backbone)
+        projected = videos | "ProjectFeatures" >> ProjectFeatures(
+            self.config, os.path.join(self.output_dir, pca.TRANSFORM_DIR))
+        labels = pipeline | "Labels" >> beam.Create(sorted(self.labels.items()))
+        infos = videos | "VideoInfo" >> beam.Map(_video_info)
+        frame_records, video_records, stats = (infos, projected) | "BuildRecords" >> BuildRecords(labels)
+
+        shards = {"num_shards": self.config.num_shards, "file_name_suffix": schema.RECORD_SUFFIX}
+        _ = frame_records | "WriteFrames" >> beam.io.WriteToTFRecord(
+            os.path.join(self.output_dir, schema.FRAME_DIR, "part"), **shards)
+        _ = video_records | "WriteVideos" >> beam.io.WriteToTFRecord(
+            os.path.join(self.output_dir, schema.VIDEO_DIR, "part"), **shards)
+
+        label_lists = stats | "VideoLabels" >> beam.Map(lambda s: s["labels"])
+        _ = label_lists | "AnalyzeLabels" >> AnalyzeLabels(os.path.join(self.output_dir, LABEL_STATS_DIR))
+
+        quarantined = (
+            (decoded[QUARANTINE_TAG], pipeline | "PreQuarantined" >> beam.Create(self.pre_quarantined))
+            | "AllQuarantined" >> beam.Flatten()
+            | "QuarantineList" >> beam.combiners.ToList()
+        )
+        _ = quarantined | "WriteQuarantine" >> beam.Map(write_quarantine, output_dir=self.output_dir)
+        summary = (
+            stats
+            | "StatsList" >> beam.combiners.ToList()
+            | "Summarize" >> beam.Map(summarize, quarantined=beam.pvalue.AsSingleton(quarantined),
+                                      config=self.config, num_inputs=self.num_inputs)
+        )
+        _ = summary | "WriteSummary" >> beam.Map(
+            lambda s: _write_text(os.path.join(self.output_dir, SUMMARY_FILE), json.dumps(s, indent=2)))
+        return summary
+
+
+def split_duplicate_ids(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Keeps the first file of each video id; later files with the same id are quarantined."""
+    seen: dict[str, str] = {}
+    unique, duplicates = [], []
+    for path in paths:
+        video_id = decode.video_id_from_path(path)
+        if video_id in seen:
+            duplicates.append((path, f"duplicate video id {video_id!r}: {seen[video_id]} already has it"))
+        else:
+            seen[video_id] = path
+            unique.append(path)
+    return unique, duplicates
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="vidpipe ingest",
+        description="Turn raw video files into YouTube-8M frame- and video-level TFRecords (Beam + tf.Transform). "
+                    "Unknown options go to Beam (e.g. --runner, --direct_num_workers).")
+    parser.add_argument("--input", required=True, help="directory of videos or a glob pattern (video id = file name without extension)")
+    parser.add_argument("--output", required=True, help="output directory: frame/, video/, label_stats/, quarantine.csv, summary.json")
+    parser.add_argument("--labels", help="CSV with header VideoId,Labels (space-separated integer label ids)")
+    parser.add_argument("--fps", type=float, default=1.0, help="frames decoded per second of video (default 1)")
+    parser.add_argument("--max-frames", type=int, default=schema.MAX_FRAMES, help="frames kept per video (default 300)")
+    parser.add_argument("--backbone-weights", help="InceptionV3 weights file (.weights.h5 / .h5 / .keras); none = random init, with a warning")
+    parser.add_argument("--frame-size", type=int, default=299, help="frames are resized to this square size (InceptionV3: 299)")
+    parser.add_argument("--cnn-batch-size", type=int, default=32, help="frames per CNN batch")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--transform-dir", help="reuse the PCA fitted by an earlier ingest (its <output>/feature_transform)")
+    source.add_argument("--pca-dir", help="YouTube-8M PCA files: mean.npy, eigenvecs.npy, eigenvals.npy")
+    parser.add_argument("--num-shards", type=int, default=0, help="TFRecord shards per level (0: the runner decides)")
+    return parser.parse_known_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> IngestConfig:
+    if args.fps <= 0 or args.max_frames <= 0:
+        raise SystemExit("--fps and --max-frames must be positive")
+    return IngestConfig(
+        fps=args.fps, max_frames=args.max_frames, transform_dir=args.transform_dir, pca_dir=args.pca_dir,
+        num_shards=args.num_shards,
+        backbone=BackboneConfig(weights_path=args.backbone_weights, input_size=args.frame_size,
+                                batch_size=args.cnn_batch_size))
+
+
+def _clear_previous_records(output_dir: str) -> None:
+    import tensorflow as tf
+
+    for level in (schema.FRAME_DIR, schema.VIDEO_DIR):
+        for path in tf.io.gfile.glob(os.path.join(output_dir, level, "*")):
+            tf.io.gfile.remove(path)
+
+
+def run(argv=None, test_pipeline=None) -> dict:
+    """Runs the ingest pipeline and returns the summary (also written to <output>/summary.json)."""
+    args, beam_args = parse_args(argv)
+    config = config_from_args(args)
+    if config.backbone.random_init:
+        logger.warning(config.backbone.warnings()[0])
+    labels = {}
+    if args.labels:
+        from vidpipe.submission import read_labels
+
+        labels = {vid: [int(x) for x in ids] for vid, ids in read_labels(args.labels).items()}
+    paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
+    _clear_previous_records(args.output)
+
+    import tensorflow_transform.beam as tft_beam
+
+    started = time.perf_counter()
+    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args))
+    with tempfile.TemporaryDirectory(prefix="vidpipe-tft-") as local_tmp:
+        temp_dir = PipelineOptions(beam_args).get_all_options().get("temp_location") or local_tmp
+        with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=False):
+            _ = (pipeline
+                 | "Inputs" >> beam.Create(paths)
+                 | "Ingest" >> Ingest(args.output, config, labels, len(paths) + len(duplicates), duplicates))
+        result = pipeline.run()
+        result.wait_until_finish()
+
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(args.output, SUMMARY_FILE)) as handle:
+        summary = json.load(handle)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    summary["frames_per_second"] = round(summary["frames"] / summary["wall_seconds"], 2) if summary["wall_seconds"] else None
+    summary["output"] = args.output
+    _write_text(os.path.join(args.output, SUMMARY_FILE), json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(argv)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    from vidpipe.process import exit_after_tft
+
+    exit_after_tft(main)

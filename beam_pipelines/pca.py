@@ -1,0 +1,91 @@
+"""PCA with whitening from 2048-d CNN features to the 1024-d ``rgb`` feature.
+
+Two sources for the projection:
+- fitted on the corpus with tensorflow-transform (``tft.mean``, ``tft.pca``, ``tft.var``) and saved as a
+  transform function that later runs (other splits, new videos) reuse with ``--transform-dir``;
+- YouTube-8M's published PCA files (``mean.npy``, ``eigenvecs.npy``, ``eigenvals.npy``) with ``--pca-dir``.
+
+Both compute ``(x - mean) @ V / sqrt(eigenvalue + 1e-4)``, YouTube-8M's whitening.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidpipe import schema
+
+WHITENING_EPSILON = 1e-4
+CNN_KEY = "cnn"
+VIDEO_ID_KEY = "video_id"
+FRAME_INDEX_KEY = "frame_index"
+TRANSFORM_DIR = "feature_transform"
+
+
+def raw_feature_spec() -> dict:
+    import tensorflow as tf
+
+    return {
+        VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        FRAME_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+        CNN_KEY: tf.io.FixedLenFeature([schema.CNN_FEATURE_SIZE], tf.float32),
+    }
+
+
+def preprocessing_fn(inputs: dict) -> dict:
+    """tf.Transform: {cnn: [B, 2048]} -> {rgb: [B, 1024] whitened}; id and frame index pass through."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    cnn = inputs[CNN_KEY]
+    mean = tft.mean(cnn, reduce_instance_dims=False)
+    components = tft.pca(cnn, output_dim=schema.RGB_SIZE, dtype=tf.float32)
+    projected = tf.matmul(cnn - mean, components)
+    eigenvalues = tft.var(projected, reduce_instance_dims=False)
+    return {
+        VIDEO_ID_KEY: inputs[VIDEO_ID_KEY],
+        FRAME_INDEX_KEY: inputs[FRAME_INDEX_KEY],
+        schema.RGB: projected * tf.math.rsqrt(eigenvalues + WHITENING_EPSILON),
+    }
+
+
+@dataclass(frozen=True)
+class NumpyPca:
+    """YouTube-8M's PCA files: mean [2048], eigenvecs [2048, 1024] (columns), eigenvals [1024]."""
+
+    mean: np.ndarray
+    eigenvecs: np.ndarray
+    eigenvals: np.ndarray
+
+    @classmethod
+    def load(cls, pca_dir: str) -> "NumpyPca":
+        """Reads mean.npy, eigenvecs.npy (rows are eigenvectors, as distributed) and eigenvals.npy."""
+        paths = {name: os.path.join(pca_dir, f"{name}.npy") for name in ("mean", "eigenvecs", "eigenvals")}
+        missing = [p for p in paths.values() if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(f"--pca-dir {pca_dir}: missing {', '.join(missing)}")
+        mean = np.load(paths["mean"]).reshape(-1)
+        eigenvals = np.load(paths["eigenvals"]).reshape(-1)[: schema.RGB_SIZE]
+        eigenvecs = np.load(paths["eigenvecs"])
+        if eigenvecs.shape[1] != schema.CNN_FEATURE_SIZE and eigenvecs.shape[0] == schema.CNN_FEATURE_SIZE:
+            eigenvecs = eigenvecs.T
+        eigenvecs = eigenvecs[: schema.RGB_SIZE].T
+        expected = (schema.CNN_FEATURE_SIZE, schema.RGB_SIZE)
+        if mean.shape != (schema.CNN_FEATURE_SIZE,) or eigenvecs.shape != expected or eigenvals.shape != (schema.RGB_SIZE,):
+            raise ValueError(
+                f"--pca-dir {pca_dir}: expected mean [{schema.CNN_FEATURE_SIZE}], eigenvecs with "
+                f"{schema.RGB_SIZE}+ rows of {schema.CNN_FEATURE_SIZE}, eigenvals [{schema.RGB_SIZE}+]; got "
+                f"{mean.shape}, {eigenvecs.shape}, {eigenvals.shape}")
+        return cls(mean.astype(np.float32), eigenvecs.astype(np.float32), eigenvals.astype(np.float32))
+
+    def save(self, pca_dir: str) -> None:
+        os.makedirs(pca_dir, exist_ok=True)
+        np.save(os.path.join(pca_dir, "mean.npy"), self.mean)
+        np.save(os.path.join(pca_dir, "eigenvecs.npy"), self.eigenvecs.T)
+        np.save(os.path.join(pca_dir, "eigenvals.npy"), self.eigenvals)
+
+    def __call__(self, cnn: np.ndarray) -> np.ndarray:
+        """[T, 2048] -> whitened [T, 1024]."""
+        return (cnn - self.mean) @ self.eigenvecs / np.sqrt(self.eigenvals + WHITENING_EPSILON)

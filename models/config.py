@@ -1,0 +1,362 @@
+"""Typed experiment configuration: dataclasses with a JSON round trip and dotted overrides.
+
+An :class:`ExperimentConfig` names a model from :mod:`models.registry` and carries that model's
+own config dataclass, the input pipeline config and the training config::
+
+    cfg = ExperimentConfig(model_name="dbof", model=DbofConfig(cluster_size=256))
+    cfg = apply_overrides(cfg, ["model.video_level.num_mixtures=4", "train.batch_size=64"])
+    cfg.save("config.json"); ExperimentConfig.load("config.json") == cfg
+
+Fields whose config class depends on a sibling name (``ExperimentConfig.model`` on ``model_name``,
+``DbofConfig.video_level`` on ``video_level_model``) are declared with :func:`model_config_field`;
+:meth:`Config.from_dict` looks the class up in the registry by that name.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Sequence, TypeVar, Union
+
+ConfigT = TypeVar("ConfigT", bound="Config")
+
+_CONFIG_FOR = "config_for"
+
+
+class ConfigError(ValueError):
+    """A config value or key that does not fit the schema."""
+
+
+def model_config_field(name_field: str, default_factory) -> Any:
+    """A field holding the config of the model named by the sibling field ``name_field``."""
+    return field(default_factory=default_factory, metadata={_CONFIG_FOR: name_field})
+
+
+def _model_config_class(model_name: str) -> type:
+    # Imported here: the registry imports the model modules, which import this one.
+    from models import registry
+
+    return registry.get(model_name).config_cls
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _parse_bool(value: Any, path: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"{path}: expected a bool (true/false), got {value!r}")
+
+
+def _coerce(tp: Any, value: Any, path: str) -> Any:
+    """Convert ``value`` (JSON value or override string) to the annotated type ``tp``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if len(non_none) < len(args):
+                return None
+            raise ConfigError(f"{path}: None is not allowed")
+        errors = []
+        for arm in non_none:
+            try:
+                return _coerce(arm, value, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError("; ".join(errors))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_type = args[0] if args else Any
+        return tuple(_coerce(item_type, item, f"{path}[{i}]") for i, item in enumerate(items))
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping for {tp.__name__}, got {value!r}")
+        return tp.from_dict(value, _path=path)
+    if tp is bool:
+        return _parse_bool(value, path)
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected an int, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                number = float(value.replace("_", ""))
+            except ValueError:
+                raise ConfigError(f"{path}: expected an int, got {value!r}") from None
+            if number.is_integer():
+                return int(number)
+        raise ConfigError(f"{path}: expected an int, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a float, got {value!r}")
+        try:
+            return float(value.replace("_", "") if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a float, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _check_literal(tp: Any, value: Any, path: str) -> None:
+    origin = typing.get_origin(tp)
+    if origin is Literal and value not in typing.get_args(tp):
+        raise ConfigError(f"{path}: {value!r} is not one of {list(typing.get_args(tp))}")
+    if origin in (Union, types.UnionType) and value is not None:
+        for arm in typing.get_args(tp):
+            if typing.get_origin(arm) is Literal:
+                _check_literal(arm, value, path)
+
+
+@dataclass
+class Config:
+    """Base of all configs: JSON round trip and checks of ``Literal`` fields on construction."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_literal(hints[f.name], getattr(self, f.name), f"{type(self).__name__}.{f.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls: type[ConfigT], data: dict[str, Any], _path: str = "") -> ConfigT:
+        """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys raise ConfigError."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{_path or cls.__name__}: expected a mapping, got {data!r}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(
+                f"{_path or cls.__name__}: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for name, f in fields.items():
+            path = f"{_path}.{name}" if _path else name
+            name_field = f.metadata.get(_CONFIG_FOR)
+            if name_field is not None:
+                model_name = data.get(name_field, fields[name_field].default)
+                config_cls = _model_config_class(_coerce(str, model_name, path))
+                kwargs[name] = config_cls.from_dict(data.get(name, {}), _path=path)
+            elif name in data:
+                kwargs[name] = _coerce(hints[name], data[name], path)
+        try:
+            return cls(**kwargs)
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{_path or cls.__name__}: {err}") from err
+
+    def save(self, path: str) -> None:
+        """Write as indented JSON (through tf.io.gfile, so gs:// paths work)."""
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "w") as handle:
+            handle.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls: type[ConfigT], path: str) -> ConfigT:
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path) as handle:
+            return cls.from_dict(json.load(handle))
+
+
+@dataclass
+class ModelConfig(Config):
+    """Base of the per-model configs held in :data:`models.registry.MODELS`."""
+
+
+@dataclass
+class InputConfig(Config):
+    """How records become batches.
+
+    level: "frame" (SequenceExample) or "video" (Example); None takes the model's level.
+    feature_names: per-frame stream names from :mod:`vidpipe.schema` ("rgb", "audio"); video-level
+      models read their means ("mean_rgb", "mean_audio").
+    sample_random_frames: at training time only, replace the frames of each video by
+      ``num_sampled_frames`` frames drawn uniformly (with replacement) from its true frames.
+    """
+
+    level: Optional[Literal["frame", "video"]] = None
+    feature_names: tuple[str, ...] = ("rgb", "audio")
+    max_frames: int = 300
+    batch_size: int = 256
+    shuffle_buffer: int = 1024
+    sample_random_frames: bool = False
+    num_sampled_frames: int = 30
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from vidpipe import schema
+
+        known = [spec.name for spec in schema.FEATURES]
+        if not self.feature_names or any(name not in known for name in self.feature_names):
+            raise ConfigError(f"InputConfig.feature_names: {list(self.feature_names)} must be a non-empty subset of {known}")
+        for name in ("max_frames", "batch_size", "num_sampled_frames"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"InputConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class TrainConfig(Config):
+    """Optimisation: Adam with staircase exponential decay on examples seen, global-norm clipping.
+
+    lr = base_learning_rate * learning_rate_decay ** floor(examples / learning_rate_decay_examples).
+    The loss is label loss + regularization_penalty * sum of the models' L2 terms.
+    mixed_precision "auto" means mixed_float16 when a GPU is visible.
+    """
+
+    base_learning_rate: float = 0.01
+    learning_rate_decay: float = 0.95
+    learning_rate_decay_examples: int = 4_000_000
+    clip_gradient_norm: float = 1.0
+    regularization_penalty: float = 1.0
+    num_epochs: int = 5
+    max_steps: Optional[int] = None
+    checkpoint_every_steps: int = 1000
+    keep_checkpoints: int = 3
+    log_every_steps: int = 50
+    class_weighted_loss: bool = False
+    class_weight_power: float = 1.0
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+    seed: int = 42
+
+
+@dataclass
+class LogisticConfig(ModelConfig):
+    """Video level: one sigmoid layer over the concatenated mean features."""
+
+    l2_penalty: float = 1e-8
+
+
+@dataclass
+class MoeConfig(ModelConfig):
+    """Video level: per-class softmax gate over ``num_mixtures`` sigmoid experts plus a dummy expert."""
+
+    num_mixtures: int = 2
+    l2_penalty: float = 1e-6
+
+
+@dataclass
+class FrameLevelLogisticConfig(ModelConfig):
+    """Frame level: mean over the true frames, then one sigmoid layer."""
+
+    l2_penalty: float = 1e-8
+
+
+@dataclass
+class DbofConfig(ModelConfig):
+    """Frame level Deep Bag of Frames.
+
+    sample_random_frames: during training only, the model itself draws ``num_sampled_frames``
+      frames per video (the starter's ``iterations``); inference uses every true frame.
+    video_level_model: a video-level registry name whose head classifies the pooled vector;
+      ``video_level`` is that model's config.
+    """
+
+    cluster_size: int = 8192
+    hidden_size: int = 1024
+    add_batch_norm: bool = True
+    sample_random_frames: bool = True
+    num_sampled_frames: int = 30
+    pooling: Literal["max", "average"] = "max"
+    video_level_model: str = "moe"
+    video_level: ModelConfig = model_config_field("video_level_model", MoeConfig)
+
+
+@dataclass
+class RnnConfig(ModelConfig):
+    """Frame level stacked LSTM/GRU masked by num_frames; the top layer's last output feeds the head."""
+
+    cell: Literal["lstm", "gru"] = "lstm"
+    units: int = 1024
+    layers: int = 2
+    bidirectional: bool = False
+    video_level_model: str = "moe"
+    video_level: ModelConfig = model_config_field("video_level_model", MoeConfig)
+
+
+@dataclass
+class ExperimentConfig(Config):
+    """Everything one training run needs. num_classes None means "max_label + 1 of the data"."""
+
+    model_name: str = "moe"
+    model: ModelConfig = model_config_field("model_name", MoeConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    num_classes: Optional[int] = None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: str, root: Config) -> None:
+    parts = key.split(".")
+    node: Any = data
+    config_node: Any = root
+    for depth, part in enumerate(parts):
+        prefix = ".".join(parts[:depth]) or "<root>"
+        if not isinstance(node, dict) or part not in node:
+            known = sorted(node) if isinstance(node, dict) else []
+            raise ConfigError(f"unknown config key {key!r}: no {part!r} under {prefix}; known keys there: {known}")
+        if depth == len(parts) - 1:
+            if isinstance(node[part], dict):
+                raise ConfigError(f"config key {key!r} is a section; set one of its keys: {sorted(node[part])}")
+            dependent = [f.name for f in dataclasses.fields(config_node)
+                         if f.metadata.get(_CONFIG_FOR) == part]
+            if dependent and node[part] != value:
+                new_cls = _model_config_class(value)
+                for name in dependent:
+                    if type(getattr(config_node, name)) is not new_cls:
+                        node[name] = new_cls().to_dict()
+            node[part] = value
+            return
+        node = node[part]
+        config_node = getattr(config_node, part)
+
+
+def apply_overrides(cfg: ConfigT, overrides: Sequence[str]) -> ConfigT:
+    """Return a copy of ``cfg`` with ``"dotted.key=value"`` overrides applied in order.
+
+    Values are coerced to the field's type ("64" -> 64, "true" -> True, "rgb,audio" -> tuple,
+    "none" -> None). Changing a model name (``model_name=dbof``) resets the dependent model config
+    to that model's defaults, so put it before the model's own keys. Unknown keys raise ConfigError.
+    """
+    result = copy.deepcopy(cfg)
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {override!r} is not of the form dotted.key=value")
+        data = result.to_dict()
+        _set_dotted(data, key.strip(), value.strip(), result)
+        result = type(result).from_dict(data)
+    return result

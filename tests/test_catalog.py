@@ -1,0 +1,260 @@
+"""Catalog tests, run against SQLite and against a fresh PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy
+from sqlalchemy import create_engine, inspect, text
+
+from vidpipe.catalog import Catalog, load_queries, schema_statements
+from vidpipe.gate import GateConfig, decide
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VIDPIPE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
+GATE = GateConfig(min_gap=0.5, tolerance=0.01)
+
+
+def _postgres_admin_engine() -> sqlalchemy.Engine:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except sqlalchemy.exc.OperationalError as error:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}")
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request, tmp_path: Path):
+    if request.param == "sqlite":
+        cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+        cat.ensure_schema()
+        yield cat
+        cat.close()
+        return
+
+    admin = _postgres_admin_engine()
+    database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    url = admin.url.set(database=database).render_as_string(hide_password=False)
+    cat = Catalog(url)
+    try:
+        cat.ensure_schema()
+        yield cat
+    finally:
+        cat.close()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _dump(cat: Catalog) -> dict[str, list[tuple]]:
+    """Every row of every catalog table, in a stable order."""
+    with cat.engine.connect() as connection:
+        return {
+            table: sorted(tuple(map(str, row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
+            for table in TABLES
+        }
+
+
+def _metrics(gap: float) -> dict:
+    return {"gap": gap, "hit_at_one": gap + 0.1, "perr": gap + 0.05, "map": gap - 0.1, "num_videos": 200}
+
+
+def _train_evaluate_gate_push(cat: Catalog, run_id: str, gap: float, model_name: str = "frame_lstm") -> int:
+    """What one pipeline run writes to the catalog, in the order the DAG writes it."""
+    cat.record_run(run_id, "vidpipe_train", {"epochs": 3, "model": model_name}, "running")
+    version_id = cat.register_model(run_id, model_name, f"/models/{run_id}/{model_name}", {"lstm_cells": 64})
+    cat.record_evaluation(version_id, "validate", _metrics(gap - 0.02))
+    cat.record_evaluation(version_id, "test", _metrics(gap))
+    champion = cat.champion()
+    decision = decide(gap, None if champion is None else champion.gap, GATE)
+    blessing = cat.record_blessing(version_id, decision, None if champion is None else champion.id)
+    if blessing.blessed:
+        cat.promote(version_id, run_id)
+    cat.record_run(run_id, "vidpipe_train", {"epochs": 3, "model": model_name}, "success")
+    return version_id
+
+
+def test_schema_has_all_tables_and_is_idempotent(catalog: Catalog):
+    catalog.ensure_schema()
+    assert set(TABLES) <= set(inspect(catalog.engine).get_table_names())
+    columns = {c["name"] for c in inspect(catalog.engine).get_columns("evaluations")}
+    assert {"model_version_id", "split", "gap", "hit_at_one", "perr", "map", "num_videos", "metrics"} <= columns
+    assert all(not rows for rows in _dump(catalog).values())
+
+
+def test_rerun_of_same_run_id_changes_nothing(catalog: Catalog):
+    first_id = _train_evaluate_gate_push(catalog, "manual__2024-01-01", gap=0.71)
+    before = _dump(catalog)
+    assert [len(before[t]) for t in TABLES] == [1, 1, 2, 1, 1]
+
+    again_id = _train_evaluate_gate_push(catalog, "manual__2024-01-01", gap=0.71)
+
+    assert again_id == first_id
+    assert _dump(catalog) == before
+
+
+def test_register_model_returns_same_id_and_keeps_first_registration(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    first = catalog.register_model("r1", "dbof", "/models/a", {"cluster_size": 64})
+    again = catalog.register_model("r1", "dbof", "/models/elsewhere", {"cluster_size": 128})
+    other = catalog.register_model("r1", "logistic", "/models/b", {})
+    assert again == first
+    assert other != first
+    assert catalog.model_version(first).model_dir == "/models/a"
+    with catalog.engine.connect() as connection:
+        assert connection.execute(text("SELECT COUNT(*) FROM model_versions")).scalar_one() == 2
+
+
+def test_run_status_moves_but_run_keeps_its_start_and_params(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {"epochs": 3}, "running")
+    with catalog.engine.connect() as connection:
+        started = connection.execute(text("SELECT started_at, params FROM pipeline_runs")).one()
+    catalog.record_run("r1", "vidpipe_train", {"epochs": 99}, "failed")
+    assert catalog.run_status("r1") == "failed"
+    assert catalog.run_status("missing") is None
+    with catalog.engine.connect() as connection:
+        assert connection.execute(text("SELECT started_at, params FROM pipeline_runs")).one() == started
+
+
+def test_register_model_for_unknown_run_is_rejected(catalog: Catalog):
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        catalog.register_model("never-recorded", "dbof", "/models/x", {})
+
+
+def test_champion_is_latest_blessed_and_pushed_version(catalog: Catalog):
+    assert catalog.champion() is None
+    assert catalog.champion_gap() is None
+
+    first = _train_evaluate_gate_push(catalog, "run-1", gap=0.70)
+    assert catalog.champion().id == first
+    assert catalog.champion_gap() == pytest.approx(0.70)
+    assert catalog.champion_gap(split="validate") == pytest.approx(0.68)
+
+    worse = _train_evaluate_gate_push(catalog, "run-2", gap=0.60)
+    assert not catalog.blessing(worse).blessed
+    assert catalog.blessing(worse).champion_version_id == first
+    assert "0.1000 below the champion's 0.7000" in catalog.blessing(worse).reason
+    with pytest.raises(ValueError, match="was not blessed"):
+        catalog.promote(worse, "run-2")
+    assert catalog.champion().id == first
+
+    close = _train_evaluate_gate_push(catalog, "run-3", gap=0.695)
+    assert catalog.blessing(close).blessed
+    champion = catalog.champion()
+    assert (champion.id, champion.run_id, champion.model_dir) == (close, "run-3", "/models/run-3/frame_lstm")
+    assert champion.gap == pytest.approx(0.695)
+
+    history = catalog.history()
+    assert [entry.version_id for entry in history] == [close, worse, first]
+    assert [entry.blessed for entry in history] == [True, False, True]
+    assert [entry.promoted_at is not None for entry in history] == [True, False, True]
+    assert all(entry.run_status == "success" for entry in history)
+    assert history[0].gap == pytest.approx(0.695)
+
+
+def test_promote_without_decision_is_refused(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    version_id = catalog.register_model("r1", "dbof", "/models/a", {})
+    with pytest.raises(ValueError, match="has no gate decision"):
+        catalog.promote(version_id, "r1")
+
+
+def test_first_blessing_decision_stands(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    version_id = catalog.register_model("r1", "dbof", "/models/a", {})
+    blessed = catalog.record_blessing(version_id, decide(0.8, None, GATE))
+    rejected_later = catalog.record_blessing(version_id, decide(0.1, None, GATE))
+    assert blessed.blessed and rejected_later == blessed
+    assert blessed.threshold == GATE.min_gap and blessed.tolerance == GATE.tolerance
+    assert blessed.candidate_gap == pytest.approx(0.8) and blessed.champion_gap is None
+
+
+def test_evaluation_upsert_replaces_metrics_of_the_same_split(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    version_id = catalog.register_model("r1", "dbof", "/models/a", {})
+    catalog.record_evaluation(version_id, "test", _metrics(0.6))
+    catalog.record_evaluation(
+        version_id,
+        "test",
+        {
+            "gap": np.float32(0.75),
+            "avg_hit_at_one": 0.8,
+            "avg_perr": 0.7,
+            "map": 0.5,
+            "num_videos": np.int64(321),
+            "aps": np.array([0.25, 0.75], dtype=np.float32),
+        },
+    )
+    catalog.record_evaluation(version_id, "validate", _metrics(0.55))
+
+    with catalog.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT split, gap, hit_at_one, perr, map, num_videos FROM evaluations ORDER BY split")
+        ).all()
+    assert [row.split for row in rows] == ["test", "validate"]
+    test_row = rows[0]
+    assert (test_row.gap, test_row.hit_at_one, test_row.perr, test_row.map) == pytest.approx((0.75, 0.8, 0.7, 0.5))
+    assert test_row.num_videos == 321
+    assert catalog.evaluation(version_id, "test")["aps"] == [0.25, 0.75]
+    assert catalog.evaluation(version_id, "train") is None
+    assert catalog.model_version(version_id).gap == pytest.approx(0.75)
+
+
+def test_evaluation_without_gap_is_rejected(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    version_id = catalog.register_model("r1", "dbof", "/models/a", {})
+    with pytest.raises(KeyError, match="no 'gap'"):
+        catalog.record_evaluation(version_id, "test", {"hit_at_one": 0.5})
+    with pytest.raises(ValueError, match="nan"):
+        catalog.record_evaluation(version_id, "test", {"gap": float("nan")})
+
+
+def test_catalog_from_env(monkeypatch, tmp_path: Path):
+    monkeypatch.delenv("VIDPIPE_CATALOG_URL", raising=False)
+    monkeypatch.setenv("VIDPIPE_HOME", str(tmp_path / "home"))
+    default = Catalog.from_env()
+    assert default.url == f"sqlite:///{(tmp_path / 'home' / 'catalog.db').resolve()}"
+    default.ensure_schema()
+    assert (tmp_path / "home" / "catalog.db").is_file()
+    default.close()
+
+    monkeypatch.setenv("VIDPIPE_CATALOG_URL", f"sqlite:///{tmp_path / 'other.db'}")
+    assert Catalog.from_env().url == f"sqlite:///{tmp_path / 'other.db'}"
+
+
+def test_bare_path_is_a_sqlite_catalog(tmp_path: Path):
+    with Catalog(str(tmp_path / "nested" / "c.db")) as cat:
+        assert cat.dialect == "sqlite"
+        cat.ensure_schema()
+        cat.record_run("r1", "d", {}, "running")
+        assert cat.run_status("r1") == "running"
+
+
+def test_schema_spells_identity_per_dialect():
+    sqlite_ddl = " ".join(schema_statements("sqlite"))
+    postgres_ddl = " ".join(schema_statements("postgresql"))
+    assert "IDENTITY_PRIMARY_KEY" not in sqlite_ddl + postgres_ddl
+    assert "INTEGER PRIMARY KEY AUTOINCREMENT" in sqlite_ddl
+    assert "GENERATED BY DEFAULT AS IDENTITY" in postgres_ddl
+    with pytest.raises(ValueError, match="unsupported"):
+        schema_statements("mysql")
+
+
+def test_query_loader_parses_named_blocks(tmp_path: Path):
+    path = tmp_path / "q.sql"
+    path.write_text("-- header\n-- name: one\n-- what it does\nSELECT 1;\n\n-- name: two\nSELECT :x\n")
+    assert load_queries(path) == {"one": "SELECT 1", "two": "SELECT :x"}
+    path.write_text("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n")
+    with pytest.raises(ValueError, match="defined twice"):
+        load_queries(path)
