@@ -11,11 +11,12 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 
@@ -98,7 +99,7 @@ def _normalize_url(url: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -353,9 +354,7 @@ class Catalog:
                 text(_queries()["insert_champion"]),
                 dict(version_id=version_id, run_id=run_id, promoted_at=_now()),
             )
-            row = connection.execute(
-                text(_queries()["select_champion_of_run"]), dict(run_id=run_id, split=split)
-            ).one()
+            row = connection.execute(text(_queries()["select_champion_of_run"]), dict(run_id=run_id, split=split)).one()
         return _model_version(row)
 
     def champion(self, split: str = "test") -> ModelVersion | None:

@@ -90,8 +90,7 @@ def decide(candidate_gap: float, champion_gap: float | None, config: GateConfig)
     if margin > 0:
         return verdict(
             True,
-            f"Blessed: {meets_minimum} and beats the champion's {champion_gap:.4f} "
-            f"by {_fmt(margin)}.",
+            f"Blessed: {meets_minimum} and beats the champion's {champion_gap:.4f} by {_fmt(margin)}.",
         )
     if _at_least(candidate_gap, champion_gap - config.tolerance):
         return verdict(

@@ -348,13 +348,11 @@ def _average_precision_of_ranking(ranked_positive: np.ndarray, num_positive_labe
 
 def _class_average_precision(ranked_classes, ranked_positive, positives_per_class) -> np.ndarray:
     """Items sorted by class then rank: class ids [M], bool [M] -> per class AP float64 [num_classes]."""
-    hits = ranked_positive.astype(np.int64)
     group_start = _group_starts(ranked_classes)
-    cumulative = np.cumsum(hits)
+    cumulative = np.cumsum(ranked_positive, dtype=np.int64)
     before_group = np.where(group_start > 0, cumulative[group_start - 1], 0)
-    positives_so_far = cumulative - before_group
-    rank_in_class = np.arange(ranked_classes.size) - group_start + 1
-    ap_sum = np.bincount(ranked_classes[ranked_positive], weights=positives_so_far[ranked_positive] / rank_in_class[ranked_positive],
+    precision_at_item = (cumulative - before_group) / (np.arange(ranked_classes.size) - group_start + 1)
+    ap_sum = np.bincount(ranked_classes[ranked_positive], weights=precision_at_item[ranked_positive],
                          minlength=positives_per_class.size)
     class_ap = np.zeros(positives_per_class.size, dtype=np.float64)
     has_positives = positives_per_class > 0

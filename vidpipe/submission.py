@@ -83,6 +83,11 @@ def write_submission(path, video_ids: Sequence[str], class_idx: np.ndarray, scor
         raise ValueError("scores must be finite")
     for video_id in video_ids:
         _check_video_id(video_id)
+    if len(set(video_ids)) != len(video_ids):
+        raise ValueError("video_ids holds a VideoId more than once")
+    sorted_classes = np.sort(classes, axis=1)
+    if np.any(sorted_classes[:, 1:] == sorted_classes[:, :-1]):
+        raise ValueError("a row of class_idx holds a class more than once")
     order = np.lexsort((classes, -values), axis=1)
     pairs = np.empty((classes.shape[0], 2 * classes.shape[1]), dtype=object)
     pairs[:, 0::2] = np.take_along_axis(classes, order, axis=1)
@@ -206,6 +211,8 @@ def _read_text(path) -> str:
 
 
 def _check_video_id(video_id: str) -> None:
+    if not isinstance(video_id, str):
+        raise ValueError(f"VideoId {video_id!r} must be a str")
     if not video_id or video_id != video_id.strip() or any(ch in video_id for ch in ",\n\r"):
         raise ValueError(f"VideoId {video_id!r} is empty, padded or holds a comma or line break")
 

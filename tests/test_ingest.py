@@ -1,0 +1,215 @@
+"""Ingest stages on tiny real clips (ffmpeg lavfi) and a packaged real clip, with Beam's TestPipeline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_pipelines import audio, decode, ingest, pca
+from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor
+from beam_pipelines.label_stats import AnalyzeLabels, class_weight_rows
+from tests.conftest import TEST_FRAME_SIZE, make_broken_files, make_clip
+from vidpipe import records, schema
+
+CONFIG = ingest.IngestConfig(backbone=BackboneConfig(input_size=TEST_FRAME_SIZE, batch_size=8))
+
+
+def test_decode_gives_one_frame_per_second(clips_dir, ffmpeg_available):
+    path = os.path.join(clips_dir, "cells.mp4")
+    frames = decode.decode_frames(path, fps=1, max_frames=300, size=TEST_FRAME_SIZE)
+    assert frames.shape == (4, TEST_FRAME_SIZE, TEST_FRAME_SIZE, 3) and frames.dtype == np.uint8
+    assert decode.decode_frames(path, fps=2, max_frames=300, size=TEST_FRAME_SIZE).shape[0] == 8
+    assert decode.decode_frames(path, fps=1, max_frames=2, size=TEST_FRAME_SIZE).shape[0] == 2
+    info = decode.probe(path)
+    assert info.has_audio and info.duration_s == pytest.approx(4.0, abs=0.1)
+    assert not decode.probe(os.path.join(clips_dir, "fractal.mp4")).has_audio
+
+
+def test_broken_files_get_reasons_a_person_understands(clips_dir, tmp_path):
+    broken = make_broken_files(str(tmp_path), os.path.join(clips_dir, "bars.mp4"))
+    for path, words in broken.items():
+        with pytest.raises(decode.UnreadableVideo) as caught:
+            decode.probe(path)
+            decode.decode_frames(path, size=TEST_FRAME_SIZE)
+        assert words in caught.value.reason, (path, caught.value.reason)
+
+
+def test_audio_embedding_separates_tone_noise_and_silence(clips_dir):
+    tone = decode.decode_audio(os.path.join(clips_dir, "bars.mp4"))
+    noise = decode.decode_audio(os.path.join(clips_dir, "cells.mp4"))
+    tone_embedding, has_tone = audio.embed_audio(tone, 3, decode.AUDIO_SAMPLE_RATE)
+    noise_embedding, _ = audio.embed_audio(noise, 4, decode.AUDIO_SAMPLE_RATE)
+    assert has_tone and tone_embedding.shape == (3, schema.AUDIO_SIZE)
+    assert np.all(np.abs(tone_embedding) <= 2.5)
+    assert np.linalg.norm(tone_embedding.mean(0) - noise_embedding.mean(0)) > 1.0
+    silent, has_audio = audio.embed_audio(decode.decode_audio(os.path.join(clips_dir, "fractal.mp4")), 2, 16000)
+    assert not has_audio and not silent.any()
+
+
+def test_decode_stage_splits_videos_and_quarantine(clips_dir, tmp_path):
+    broken = make_broken_files(str(tmp_path), os.path.join(clips_dir, "bars.mp4"))
+    paths = sorted(os.path.join(clips_dir, name) for name in os.listdir(clips_dir)) + sorted(broken)
+    with TestPipeline() as p:
+        decoded = p | beam.Create(paths) | ingest.DecodeVideos(CONFIG)
+        frame_counts = decoded.videos | beam.Map(lambda v: (v["video_id"], v["frames"].shape[0], v["audio"].shape, v["has_audio"]))
+        assert_that(frame_counts, equal_to([
+            ("bars", 3, (3, 128), True), ("fractal", 2, (2, 128), False), ("cells", 4, (4, 128), True)]))
+        reasons = decoded[ingest.QUARANTINE_TAG] | beam.Map(lambda q: (q[0], [w for w in broken.values() if w in q[1]]))
+        assert_that(reasons, equal_to([(path, [words]) for path, words in broken.items()]), label="quarantine")
+
+
+def test_feature_extractor_is_batched_and_deterministic(clips_dir):
+    frames = decode.decode_frames(os.path.join(clips_dir, "cells.mp4"), size=TEST_FRAME_SIZE)
+    config = BackboneConfig(input_size=TEST_FRAME_SIZE, batch_size=3)
+    features = FrameFeatureExtractor(config)(frames)
+    assert features.shape == (4, schema.CNN_FEATURE_SIZE) and features.dtype == np.float32
+    again = FrameFeatureExtractor(BackboneConfig(input_size=TEST_FRAME_SIZE, batch_size=4))(frames)
+    np.testing.assert_allclose(features, again, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(features[0], features[-1])
+
+
+def test_backbone_loads_weights_from_a_file(tmp_path, clips_dir):
+    from beam_pipelines.features import build_backbone
+
+    source = build_backbone(BackboneConfig(input_size=TEST_FRAME_SIZE))
+    source.layers[1].set_weights([w + 0.5 for w in source.layers[1].get_weights()])
+    weights = str(tmp_path / "inception.weights.h5")
+    source.save_weights(weights)
+    frames = decode.decode_frames(os.path.join(clips_dir, "bars.mp4"), size=TEST_FRAME_SIZE)
+    loaded = FrameFeatureExtractor(BackboneConfig(weights_path=weights, input_size=TEST_FRAME_SIZE))
+    random_init = FrameFeatureExtractor(BackboneConfig(input_size=TEST_FRAME_SIZE))
+    assert not loaded.config.warnings() and random_init.config.warnings()
+    np.testing.assert_allclose(loaded(frames), source.predict(
+        __import__("keras").applications.inception_v3.preprocess_input(frames.astype(np.float32)), verbose=0), atol=1e-4)
+    assert not np.allclose(loaded(frames), random_init(frames))
+
+
+def _low_rank_videos(num_videos=4, frames=12, rank=6, seed=0):
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(rank, schema.CNN_FEATURE_SIZE)).astype(np.float32)
+    scales = np.linspace(3.0, 0.5, rank, dtype=np.float32)
+    videos = []
+    for index in range(num_videos):
+        codes = rng.normal(size=(frames, rank)).astype(np.float32) * scales
+        videos.append({"video_id": f"v{index}", "cnn": codes @ basis + 1.0})
+    return videos
+
+
+def test_tft_pca_whitens_to_1024_dims(tmp_path):
+    videos = _low_rank_videos()
+    collected = []
+
+    def check(rows):
+        rgb = np.stack([row for _, (_, row) in rows])
+        collected.append(rgb)
+        assert rgb.shape == (48, schema.RGB_SIZE)
+        variances = rgb.var(axis=0)
+        np.testing.assert_allclose(variances[:6], 1.0, atol=1e-2)
+        assert np.abs(rgb[:, 6:]).max() < 1e-2
+        np.testing.assert_allclose(rgb.mean(axis=0)[:6], 0.0, atol=1e-3)
+        cov = np.cov(rgb[:, :6].T, bias=True)
+        np.testing.assert_allclose(cov, np.eye(6), atol=2e-2)
+
+    with tft_beam.Context(temp_dir=str(tmp_path / "tft")):
+        with TestPipeline() as p:
+            projected = p | beam.Create(videos) | ingest.ProjectFeatures(CONFIG, str(tmp_path / "transform"))
+            assert_that(projected | beam.combiners.ToList(), lambda actual: check(actual[0]))
+    assert os.path.isdir(tmp_path / "transform" / "transform_fn")
+
+
+def test_youtube8m_pca_files_are_applied_as_published(tmp_path):
+    rng = np.random.default_rng(1)
+    mean = rng.normal(size=(schema.CNN_FEATURE_SIZE, 1)).astype(np.float32)
+    eigenvecs = np.linalg.qr(rng.normal(size=(schema.CNN_FEATURE_SIZE, schema.CNN_FEATURE_SIZE)))[0].T.astype(np.float32)
+    eigenvals = np.linspace(5, 0.1, schema.CNN_FEATURE_SIZE, dtype=np.float32).reshape(-1, 1)
+    for name, value in (("mean", mean), ("eigenvecs", eigenvecs), ("eigenvals", eigenvals)):
+        np.save(tmp_path / f"{name}.npy", value)
+    video = {"video_id": "v", "cnn": rng.normal(size=(3, schema.CNN_FEATURE_SIZE)).astype(np.float32)}
+    expected = (video["cnn"] - mean[:, 0]) @ eigenvecs[:1024].T / np.sqrt(eigenvals[:1024, 0] + 1e-4)
+    config = ingest.IngestConfig(pca_dir=str(tmp_path))
+
+    def check(rows):
+        got = np.stack([row for _, (_, row) in sorted(rows, key=lambda r: r[1][0])])
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        return True
+
+    with TestPipeline() as p:
+        projected = p | beam.Create([video]) | ingest.ProjectFeatures(config)
+        assert_that(projected | beam.combiners.ToList(), lambda actual: check(actual[0]))
+
+
+def test_label_statistics_with_tf_transform(tmp_path):
+    with tft_beam.Context(temp_dir=str(tmp_path / "tft")):
+        with TestPipeline() as p:
+            rows = p | beam.Create([[1, 2], [2], [2, 3], []]) | AnalyzeLabels(str(tmp_path / "stats"))
+            assert_that(rows, equal_to([(1, 1, 5 / 3), (2, 3, 5 / 9), (3, 1, 5 / 3)]))
+    stats = json.loads((tmp_path / "stats" / "label_stats.json").read_text())
+    assert stats == {"num_videos": 3, "num_classes": 3, "max_label": 3, "num_label_occurrences": 5}
+    assert (tmp_path / "stats" / "label_counts.csv").read_text().splitlines()[0] == "label,count,weight"
+    assert class_weight_rows({4: 2, 9: 6}) == [(4, 2, 2.0), (9, 6, 8 / 12)]
+
+
+def _read_records(output_dir):
+    frame_files = tf.io.gfile.glob(schema.frame_record_path_pattern(output_dir))
+    video_files = tf.io.gfile.glob(schema.video_record_path_pattern(output_dir))
+    frames = {r["id"].numpy().decode(): r for r in tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)}
+    videos = {r["id"].numpy().decode(): r for r in tf.data.TFRecordDataset(video_files).map(records.parse_video_example)}
+    return frames, videos
+
+
+def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_clip, tmp_path):
+    inputs = tmp_path / "inputs"
+    shutil.copytree(clips_dir, inputs)
+    shutil.copy(packaged_clip, inputs / "carphone.mp4")
+    broken = make_broken_files(str(inputs), os.path.join(clips_dir, "bars.mp4"))
+    make_clip(str(tmp_path / "bars.ts"), "testsrc", 1)
+    shutil.copy(tmp_path / "bars.ts", inputs / "bars.ts")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("VideoId,Labels\nbars,0 4\nfractal,1\ncells,2 5\ncarphone,3\n")
+    output = tmp_path / "out"
+
+    summary = ingest.run(["--input", str(inputs), "--output", str(output), "--labels", str(labels),
+                          "--frame-size", str(TEST_FRAME_SIZE), "--num-shards", "2"])
+
+    frames, videos = _read_records(str(output))
+    expected_frames = {"bars": 3, "fractal": 2, "cells": 4, "carphone": 4}
+    assert {vid: r["rgb"].shape[0] for vid, r in frames.items()} == expected_frames
+    assert {vid: r["audio"].shape[0] for vid, r in frames.items()} == expected_frames
+    assert frames["bars"]["labels"].numpy().tolist() == [0, 4]
+    assert frames["carphone"]["rgb"].shape[1] == 1024 and frames["carphone"]["audio"].shape[1] == 128
+    assert set(videos) == set(expected_frames)
+    assert videos["cells"]["labels"].numpy().tolist() == [2, 5]
+    assert not np.any(videos["fractal"]["mean_audio"].numpy())
+
+    with open(output / "quarantine.csv") as handle:
+        quarantined = {row["path"]: row["reason"] for row in csv.DictReader(handle)}
+    assert set(quarantined) == set(broken) | {str(inputs / "bars.ts")}
+    assert "duplicate video id" in quarantined[str(inputs / "bars.ts")]
+    for path, words in broken.items():
+        assert words in quarantined[path]
+
+    assert summary["processed"] == 4 and summary["quarantined"] == 5 and summary["frames"] == 13
+    assert any("randomly initialised" in w for w in summary["warnings"])
+    assert any("fewer than its 1024" in w for w in summary["warnings"])
+    assert summary["videos_without_audio"] == ["carphone", "fractal"]
+    assert json.loads((output / "summary.json").read_text())["processed"] == 4
+    counts = (output / "label_stats" / "label_counts.csv").read_text().splitlines()
+    assert counts[0] == "label,count,weight" and len(counts) == 7 and counts[1] == "0,1,1"
+
+    again = tmp_path / "again"
+    ingest.run(["--input", os.path.join(clips_dir, "cells.mp4"), "--output", str(again),
+                "--frame-size", str(TEST_FRAME_SIZE), "--transform-dir", str(output / pca.TRANSFORM_DIR)])
+    reused, _ = _read_records(str(again))
+    reused_rgb, first_rgb = reused["cells"]["rgb"].numpy(), frames["cells"]["rgb"].numpy()
+    np.testing.assert_allclose(reused_rgb, first_rgb, atol=4 / 255 + 1e-6)
+    assert np.mean(reused_rgb == first_rgb) > 0.95

@@ -1,0 +1,92 @@
+"""Config dataclasses: JSON round trip, dotted overrides, registry lookups."""
+
+import dataclasses
+
+import pytest
+
+from models import registry
+from models.config import (ConfigError, DbofConfig, ExperimentConfig, InputConfig, LogisticConfig, MoeConfig,
+                           RnnConfig, TrainConfig, apply_overrides)
+
+
+@pytest.mark.parametrize("name", sorted(registry.MODELS))
+def test_default_config_round_trips_for_every_model(name, tmp_path):
+    cfg = registry.default_config(name)
+    assert isinstance(cfg.model, registry.get(name).config_cls)
+    assert cfg.input.level == registry.get(name).level
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    path = tmp_path / "config.json"
+    cfg.save(str(path))
+    assert ExperimentConfig.load(str(path)) == cfg
+
+
+def test_starter_defaults():
+    train = TrainConfig()
+    assert (train.base_learning_rate, train.learning_rate_decay, train.learning_rate_decay_examples) == (0.01, 0.95, 4_000_000)
+    assert train.clip_gradient_norm == 1.0 and train.mixed_precision == "auto"
+    assert InputConfig().max_frames == 300 and InputConfig().batch_size == 256
+    assert MoeConfig() == MoeConfig(num_mixtures=2, l2_penalty=1e-6)
+    assert LogisticConfig().l2_penalty == 1e-8
+    dbof = DbofConfig()
+    assert (dbof.cluster_size, dbof.hidden_size, dbof.pooling, dbof.video_level_model) == (8192, 1024, "max", "moe")
+    assert RnnConfig().units == 1024 and RnnConfig().layers == 2
+
+
+def test_overrides_coerce_types_and_leave_the_original_alone():
+    base = registry.default_config("dbof")
+    cfg = apply_overrides(base, [
+        "model.cluster_size=64", "model.video_level.num_mixtures=4", "model.add_batch_norm=false",
+        "model.pooling=average", "input.batch_size=64",
+        "train.base_learning_rate=1e-3", "train.max_steps=10", "input.feature_names=rgb", "num_classes=7",
+    ])
+    assert cfg.model.cluster_size == 64 and cfg.model.video_level.num_mixtures == 4
+    assert cfg.model.add_batch_norm is False and cfg.model.pooling == "average"
+    assert cfg.input.batch_size == 64 and cfg.train.base_learning_rate == pytest.approx(1e-3)
+    assert cfg.train.max_steps == 10 and cfg.input.feature_names == ("rgb",) and cfg.num_classes == 7
+    assert base.model.cluster_size == 8192 and base.train.max_steps is None
+    assert apply_overrides(cfg, ["train.max_steps=none"]).train.max_steps is None
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_changing_the_model_name_resets_the_model_config():
+    cfg = apply_overrides(registry.default_config("moe"), ["model_name=dbof", "model.hidden_size=32"])
+    assert isinstance(cfg.model, DbofConfig) and cfg.model.hidden_size == 32
+    head = apply_overrides(cfg, ["model.video_level_model=logistic", "model.video_level.l2_penalty=0.5"])
+    assert head.model.video_level == LogisticConfig(l2_penalty=0.5)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.num_mixture=4", "unknown config key 'model.num_mixture'"),
+    ("trian.batch_size=3", "known keys there"),
+    ("train.max_steps=many", "expected an int"),
+    ("model.num_mixtures=2.5", "expected an int"),
+    ("train.class_weighted_loss=maybe", "expected a bool"),
+    ("train.mixed_precision=sometimes", "is not one of"),
+    ("train=3", "is a section"),
+    ("model_name=transformer", "unknown model 'transformer'"),
+    ("no_equals_sign", "dotted.key=value"),
+])
+def test_bad_overrides_raise_clear_errors(override, message):
+    with pytest.raises((ConfigError, KeyError), match=message):
+        apply_overrides(registry.default_config("moe"), [override])
+
+
+def test_from_dict_rejects_unknown_keys_and_bad_values():
+    data = registry.default_config("moe").to_dict()
+    data["input"]["frames"] = 3
+    with pytest.raises(ConfigError, match=r"input: unknown key\(s\) \['frames'\]"):
+        ExperimentConfig.from_dict(data)
+    with pytest.raises(ConfigError, match="feature_names"):
+        InputConfig(feature_names=("rgb", "depth"))
+    with pytest.raises(ConfigError, match="pooling"):
+        DbofConfig(pooling="median")
+
+
+def test_registry_is_explicit_and_get_lists_known_names():
+    assert {"logistic", "moe", "frame_logistic", "dbof", "rnn", "lstm"} <= set(registry.MODELS)
+    with pytest.raises(KeyError, match="known models: .*dbof.*moe"):
+        registry.get("nope")
+    for spec in registry.MODELS.values():
+        assert dataclasses.is_dataclass(spec.config_cls) and spec.level in ("frame", "video")
+    with pytest.raises(ValueError, match="cannot serve as a video-level head"):
+        registry.make_head("dbof", DbofConfig(), 4)

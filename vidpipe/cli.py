@@ -1,0 +1,47 @@
+"""The ``vidpipe`` command: one entry point, each subcommand a module's own ``main(argv)``.
+
+Subcommands import their heavy dependencies only when they run, so ``vidpipe --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "ingest": ("beam_pipelines.ingest", "raw video files -> YouTube-8M frame/video TFRecords, label stats, quarantine.csv"),
+    "label-stats": ("beam_pipelines.label_stats_pipeline", "label vocabulary, counts and class weights of existing records"),
+    "train": ("models.train_cli", "train a registered model on ingested records (checkpoints, TensorBoard, SavedModel)"),
+    "evaluate": ("vidpipe.evaluate", "GAP/Hit@1/PERR/mAP of a submission CSV, or of a trained model on records"),
+    "gate": ("vidpipe.gate_cli", "record a candidate's metrics in the catalog and bless/promote it against the champion"),
+    "predict": ("beam_pipelines.predict", "batch prediction on Beam -> Kaggle submission CSV (top 20 per video)"),
+    "catalog": ("vidpipe.catalog_cli", "show runs, model versions, metrics, blessings and the champion"),
+    "demo": ("vidpipe.demo", "make the demo corpus and run the whole chain through Airflow"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: vidpipe <command> [options]   (vidpipe <command> --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs a subcommand and exits with its status, skipping interpreter teardown (see vidpipe.process)."""
+    from vidpipe.process import exit_after_tft, exit_now
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        exit_now(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"vidpipe: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        exit_now(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    exit_after_tft(lambda: module.main(rest))
+
+
+if __name__ == "__main__":
+    main()
