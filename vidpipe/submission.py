@@ -66,9 +66,9 @@ def read_labels(path) -> dict[str, np.ndarray]:
     return dict(zip(video_ids, np.split(class_idx, bounds))) if video_ids else {}
 
 
-def write_submission(path, video_ids: Sequence[str], class_idx: np.ndarray, scores: np.ndarray,
-                     score_format: str = "%f") -> None:
-    """Write video_ids [N] with class_idx [N, k] and scores [N, k] as a submission, highest score first.
+def format_submission_rows(video_ids: Sequence[str], class_idx: np.ndarray, scores: np.ndarray,
+                           score_format: str = "%f") -> list[str]:
+    """video_ids [N], class_idx [N, k], scores [N, k] -> N submission lines (no newline), highest score first.
 
     Each pair is written as ``"%d " + score_format``; ties keep the lower class id first.
     """
@@ -93,10 +93,16 @@ def write_submission(path, video_ids: Sequence[str], class_idx: np.ndarray, scor
     pairs[:, 0::2] = np.take_along_axis(classes, order, axis=1)
     pairs[:, 1::2] = np.take_along_axis(values, order, axis=1)
     row_format = " ".join(["%d " + score_format] * classes.shape[1])
-    lines = [f"{video_id},{row_format % tuple(row)}\n" for video_id, row in zip(video_ids, pairs.tolist())]
+    return [f"{video_id},{row_format % tuple(row)}" for video_id, row in zip(video_ids, pairs.tolist())]
+
+
+def write_submission(path, video_ids: Sequence[str], class_idx: np.ndarray, scores: np.ndarray,
+                     score_format: str = "%f") -> None:
+    """Write video_ids [N] with class_idx [N, k] and scores [N, k] as a submission (see format_submission_rows)."""
+    lines = format_submission_rows(video_ids, class_idx, scores, score_format)
     with _open_text(path, "w") as out:
         out.write(",".join(PREDICTIONS_HEADER) + "\n")
-        out.write("".join(lines))
+        out.write("".join(line + "\n" for line in lines))
 
 
 def write_labels(path, labels: Mapping[str, Sequence[int]]) -> None:

@@ -1,0 +1,18 @@
+.PHONY: setup demo test bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	.venv/bin/vidpipe demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+bench: setup
+	.venv/bin/python bench/bench_ingest.py
+	.venv/bin/python bench/bench_evaluate.py
+	.venv/bin/python bench/bench_train.py
+
+clean:
+	rm -rf .vidpipe .pytest_cache
