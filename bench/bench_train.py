@@ -27,7 +27,6 @@ import tensorflow as tf  # noqa: E402
 
 from models import inputs, losses, registry, synthetic, train  # noqa: E402
 from models.config import apply_overrides  # noqa: E402
-from models.features import model_inputs  # noqa: E402
 
 
 @dataclass

@@ -319,6 +319,17 @@ class ExperimentConfig(Config):
     num_classes: Optional[int] = None
 
 
+def _paths_ending_with(data: dict[str, Any], name: str, prefix: str = "") -> list[str]:
+    found = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key == name:
+            found.append(path)
+        if isinstance(value, dict):
+            found.extend(_paths_ending_with(value, name, f"{path}."))
+    return found
+
+
 def _set_dotted(data: dict[str, Any], key: str, value: str, root: Config) -> None:
     parts = key.split(".")
     node: Any = data
@@ -327,7 +338,10 @@ def _set_dotted(data: dict[str, Any], key: str, value: str, root: Config) -> Non
         prefix = ".".join(parts[:depth]) or "<root>"
         if not isinstance(node, dict) or part not in node:
             known = sorted(node) if isinstance(node, dict) else []
-            raise ConfigError(f"unknown config key {key!r}: no {part!r} under {prefix}; known keys there: {known}")
+            elsewhere = _paths_ending_with(data, parts[-1])
+            hint = f"; did you mean {' or '.join(elsewhere)}?" if elsewhere else ""
+            raise ConfigError(
+                f"unknown config key {key!r}: no {part!r} under {prefix}; known keys there: {known}{hint}")
         if depth == len(parts) - 1:
             if isinstance(node[part], dict):
                 raise ConfigError(f"config key {key!r} is a section; set one of its keys: {sorted(node[part])}")

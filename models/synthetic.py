@@ -30,10 +30,14 @@ class SyntheticData:
 
 
 def synthetic_videos(num_videos: int, num_classes: int, min_frames: int = 4, max_frames: int = 12,
-                     max_labels: int = 2, noise: float = 0.3, seed: int = 0):
-    """Yields (video_id, labels, rgb uint8 [T, 1024], audio uint8 [T, 128]) for learnable toy videos."""
+                     max_labels: int = 2, noise: float = 0.3, seed: int = 0, prototype_seed: int = 0):
+    """Yields (video_id, labels, rgb uint8 [T, 1024], audio uint8 [T, 128]) for learnable toy videos.
+
+    Data sets drawn with different ``seed`` and the same ``prototype_seed`` share their classes.
+    """
+    prototypes = np.random.default_rng(prototype_seed).normal(
+        0.0, 0.6, size=(num_classes, FEATURE_DIM)).astype(np.float32)
     rng = np.random.default_rng(seed)
-    prototypes = rng.normal(0.0, 0.6, size=(num_classes, FEATURE_DIM)).astype(np.float32)
     for index in range(num_videos):
         count = int(rng.integers(1, max_labels + 1))
         labels = sorted(int(label) for label in rng.choice(num_classes, size=count, replace=False))

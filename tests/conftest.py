@@ -9,11 +9,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 import sys
+from pathlib import Path
 
 import pytest
+import sqlalchemy
+from sqlalchemy import create_engine, text
+
+from vidpipe.catalog import Catalog
 
 TEST_FRAME_SIZE = 75
+POSTGRES_ADMIN_URL = os.environ.get(
+    "VIDPIPE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 _exit_status: int | None = None
 
 
@@ -85,3 +94,39 @@ def packaged_clip() -> str:
 @pytest.fixture(scope="session")
 def ffmpeg_available():
     assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg/ffprobe must be installed (make setup)"
+
+
+def _postgres_admin_engine() -> sqlalchemy.Engine:
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except sqlalchemy.exc.OperationalError as error:
+        engine.dispose()
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}")
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request, tmp_path: Path):
+    if request.param == "sqlite":
+        cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+        cat.ensure_schema()
+        yield cat
+        cat.close()
+        return
+
+    admin = _postgres_admin_engine()
+    database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    url = admin.url.set(database=database).render_as_string(hide_password=False)
+    cat = Catalog(url)
+    try:
+        cat.ensure_schema()
+        yield cat
+    finally:
+        cat.close()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()

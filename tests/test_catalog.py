@@ -14,47 +14,8 @@ from sqlalchemy import create_engine, inspect, text
 from vidpipe.catalog import Catalog, load_queries, schema_statements
 from vidpipe.gate import GateConfig, decide
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "VIDPIPE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 GATE = GateConfig(min_gap=0.5, tolerance=0.01)
-
-
-def _postgres_admin_engine() -> sqlalchemy.Engine:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except sqlalchemy.exc.OperationalError as error:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}")
-    return engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request, tmp_path: Path):
-    if request.param == "sqlite":
-        cat = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-        cat.ensure_schema()
-        yield cat
-        cat.close()
-        return
-
-    admin = _postgres_admin_engine()
-    database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = admin.url.set(database=database).render_as_string(hide_password=False)
-    cat = Catalog(url)
-    try:
-        cat.ensure_schema()
-        yield cat
-    finally:
-        cat.close()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _dump(cat: Catalog) -> dict[str, list[tuple]]:

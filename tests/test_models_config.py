@@ -58,6 +58,7 @@ def test_changing_the_model_name_resets_the_model_config():
 @pytest.mark.parametrize("override, message", [
     ("model.num_mixture=4", "unknown config key 'model.num_mixture'"),
     ("trian.batch_size=3", "known keys there"),
+    ("train.batch_size=64", "did you mean input.batch_size"),
     ("train.max_steps=many", "expected an int"),
     ("model.num_mixtures=2.5", "expected an int"),
     ("train.class_weighted_loss=maybe", "expected a bool"),
