@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--validation-data", help="records for the validation loss logged each epoch")
     parser.add_argument("--config", help="start from a saved config.json instead of the model's defaults")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. train.batch_size=64 or model.num_mixtures=4 (repeatable)")
+                        help="override a config value, e.g. input.batch_size=64, train.max_steps=500 or model.num_mixtures=4 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     args = parser.parse_args(argv)
     try:
