@@ -13,6 +13,7 @@ bench: setup
 	.venv/bin/python bench/bench_ingest.py
 	.venv/bin/python bench/bench_evaluate.py
 	.venv/bin/python bench/bench_train.py
+	.venv/bin/python bench/bench_predict.py
 
 clean:
 	rm -rf .vidpipe .pytest_cache

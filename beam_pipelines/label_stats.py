@@ -54,7 +54,8 @@ def class_weight_rows(counts: dict[int, int]) -> list[tuple[int, int, float]]:
     return [(label, n, total / (num_classes * n)) for label, n in sorted(counts.items())]
 
 
-def _write_outputs(rows: list[tuple[int, int, float]], num_videos: int, out_dir: str) -> dict:
+def write_label_stats(rows: list[tuple[int, int, float]], num_videos: int, out_dir: str) -> dict:
+    """(label, count, weight) rows -> label_counts.csv and label_stats.json under ``out_dir``."""
     import tensorflow as tf
 
     tf.io.gfile.makedirs(out_dir)
@@ -105,7 +106,7 @@ class AnalyzeLabels(beam.PTransform):
             _ = (
                 rows
                 | "AllRows" >> beam.combiners.ToList()
-                | "WriteStats" >> beam.Map(_write_outputs, num_videos=beam.pvalue.AsSingleton(num_videos),
+                | "WriteStats" >> beam.Map(write_label_stats, num_videos=beam.pvalue.AsSingleton(num_videos),
                                             out_dir=self.output_dir)
             )
         return rows

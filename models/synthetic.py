@@ -7,8 +7,6 @@ the ingest layout: <data>/frame/*.tfrecord, <data>/video/*.tfrecord and <data>/l
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -49,19 +47,12 @@ def synthetic_videos(num_videos: int, num_classes: int, min_frames: int = 4, max
 
 
 def write_label_stats(data_dir: str, labels: list[list[int]]) -> None:
-    """label_counts.csv (label,count,weight with w = N/(C*n)) and label_stats.json for ``labels``."""
+    """<data_dir>/label_stats/ for ``labels`` in the layout and with the weights that ingest writes."""
+    from beam_pipelines.label_stats import LABEL_STATS_DIR, class_weight_rows, write_label_stats as write_stats
+
     counts = Counter(label for video_labels in labels for label in video_labels)
-    stats_dir = os.path.join(data_dir, "label_stats")
-    os.makedirs(stats_dir, exist_ok=True)
-    num_videos, distinct = len(labels), len(counts)
-    with open(os.path.join(stats_dir, "label_counts.csv"), "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["label", "count", "weight"])
-        for label in sorted(counts):
-            writer.writerow([label, counts[label], num_videos / (distinct * counts[label])])
-    with open(os.path.join(stats_dir, "label_stats.json"), "w") as handle:
-        json.dump({"num_videos": num_videos, "num_classes": distinct,
-                   "max_label": max(counts) if counts else -1}, handle)
+    write_stats(class_weight_rows(dict(counts)), sum(1 for video_labels in labels if video_labels),
+                os.path.join(data_dir, LABEL_STATS_DIR))
 
 
 def write_synthetic_data(data_dir: str, num_videos: int = 64, num_classes: int = 8, num_files: int = 2,

@@ -30,7 +30,6 @@ import tensorflow as tf
 from models import inputs, losses, registry
 from models.config import ExperimentConfig
 from models.features import VIDEO_ID, model_inputs
-from tensorflow.core.framework import summary_pb2
 from vidpipe import schema
 
 CONFIG_FILE = "config.json"
@@ -75,16 +74,6 @@ class StaircaseExampleDecay(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"base_learning_rate": self.base_learning_rate, "decay": self.decay,
                 "decay_examples": self.decay_examples, "batch_size": self.batch_size}
-
-
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class=summary_pb2.DATA_CLASS_SCALAR).SerializeToString()
-
-
-def write_scalar(name: str, value: float, step: int) -> None:
-    """A TensorBoard scalar on the default summary writer, without needing the tensorboard package."""
-    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=_SCALAR_METADATA)
 
 
 def record_pattern(data_dir: str, level: str) -> str:
@@ -312,10 +301,10 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
                     learning_rate = float(optimizer.learning_rate)
                     if step % cfg.train.log_every_steps == 0:
                         now = time.perf_counter()
-                        write_scalar("loss", final_loss, step=step)
-                        write_scalar("total_loss", float(total_loss), step=step)
-                        write_scalar("learning_rate", learning_rate, step=step)
-                        write_scalar("examples_per_second", window_examples / max(now - window_start, 1e-9), step=step)
+                        tf.summary.scalar("loss", final_loss, step=step)
+                        tf.summary.scalar("total_loss", float(total_loss), step=step)
+                        tf.summary.scalar("learning_rate", learning_rate, step=step)
+                        tf.summary.scalar("examples_per_second", window_examples / max(now - window_start, 1e-9), step=step)
                         window_start, window_examples = now, 0
                     if step % cfg.train.checkpoint_every_steps == 0:
                         manager.save(checkpoint_number=step)
@@ -328,10 +317,10 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
                     epoch_var.assign(epoch + 1)
                     if validation_pattern:
                         validation_loss = _validation_loss(model, validation_pattern, cfg)
-                        write_scalar("validation/loss", validation_loss, step=step)
+                        tf.summary.scalar("validation/loss", validation_loss, step=step)
             if validation_pattern and validation_loss is None:
                 validation_loss = _validation_loss(model, validation_pattern, cfg)
-                write_scalar("validation/loss", validation_loss, step=step)
+                tf.summary.scalar("validation/loss", validation_loss, step=step)
         writer.flush()
 
         if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != step:
