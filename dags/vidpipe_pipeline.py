@@ -12,8 +12,9 @@ run.json), so runs never overwrite each other, and the catalog is written by run
 task of a run (retry, clear) leaves the catalog as it was.
 
 Environment read by the tasks: VIDPIPE_CATALOG_URL (catalog database, passed on unchanged),
-VIDPIPE_HOME (default work_root is $VIDPIPE_HOME/work, else ~/.vidpipe/work), VIDPIPE_GPU_POOL
-(pool of the train task, default "gpu").
+VIDPIPE_HOME (default work_root is $VIDPIPE_HOME/work, else ~/.vidpipe/work). Read when the file is
+parsed: VIDPIPE_GPU_POOL (pool of the train task, default "gpu"), VIDPIPE_RETRY_DELAY_SECONDS (first
+retry delay, default 60; retries back off exponentially).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("vidpipe.dags.pipeline")
 
 DAG_ID = "vidpipe_pipeline"
 MODEL_NAMES = ["logistic", "moe", "frame_logistic", "dbof", "lstm"]
@@ -42,6 +43,7 @@ UNLABELED_SPLIT = "unlabeled"
 LABELS_FILE = "labels.csv"
 TRANSFORM_SUBDIR = "feature_transform"
 GPU_POOL = os.environ.get("VIDPIPE_GPU_POOL", "gpu")
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("VIDPIPE_RETRY_DELAY_SECONDS", "60")))
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT_TAIL_LINES = 40
 
@@ -125,6 +127,17 @@ def _pump(stream, sink: list[str], prefix: str) -> None:
         log.info("%s %s", prefix, line.rstrip("\n"))
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """Ends a stage that is still running because the task itself was stopped (timeout, marked failed)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _last_json_document(text: str) -> dict:
     """The last JSON object printed on stdout (stages may print log lines before it)."""
     decoder = json.JSONDecoder()
@@ -155,8 +168,11 @@ def run_stage(stage: str, module: str, arguments: list[str]) -> dict:
     stderr: list[str] = []
     stderr_reader = threading.Thread(target=_pump, args=(process.stderr, stderr, f"[{stage}]"), daemon=True)
     stderr_reader.start()
-    _pump(process.stdout, stdout, f"[{stage}]")
-    status = process.wait()
+    try:
+        _pump(process.stdout, stdout, f"[{stage}]")
+        status = process.wait()
+    finally:
+        _stop(process)
     stderr_reader.join()
     if status != 0:
         tail = "".join((stderr + stdout)[-OUTPUT_TAIL_LINES:])
@@ -167,7 +183,8 @@ def run_stage(stage: str, module: str, arguments: list[str]) -> dict:
 
 def _scalars(document: dict) -> dict:
     """The top-level numbers, strings and booleans of a report (a small XCom)."""
-    return {key: value for key, value in document.items() if isinstance(value, (str, int, float, bool)) or value is None}
+    return {key: value for key, value in document.items()
+            if value is None or isinstance(value, (str, int, float, bool))}
 
 
 def _ingest(split: str, labeled: bool) -> dict:
@@ -247,8 +264,9 @@ with DAG(
     default_args={
         "owner": "vidpipe",
         "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": True,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
     },
     params={
         "corpus_dir": Param(
@@ -263,7 +281,7 @@ with DAG(
         "model_overrides": Param(
             [], type=["array", "string"], items={"type": "string"}, title="Config overrides",
             description="key=value overrides of the training config, e.g. model.num_mixtures=2, "
-                        "train.max_steps=200, train.batch_size=32 (a list, or one whitespace-separated string)."),
+                        "train.max_steps=200, input.batch_size=32 (a list, or one whitespace-separated string)."),
         "min_gap": Param(0.5, type="number", minimum=0, maximum=1, title="Minimum GAP",
                          description="GAP@20 on the test split that a model must reach to be blessed."),
         "tolerance": Param(0.01, type="number", minimum=0, maximum=1, title="Tolerance",
@@ -340,7 +358,8 @@ with DAG(
         decision = run_stage("gate", "vidpipe.gate_cli",
                              ["--run-id", run_id, "--dag-id", DAG_ID, "--model-name", params["model"],
                               "--model-dir", str(paths.model_dir), "--metrics", str(paths.metrics),
-                              "--min-gap", str(params["min_gap"]), "--tolerance", str(params["tolerance"])])
+                              "--min-gap", str(params["min_gap"]), "--tolerance", str(params["tolerance"]),
+                              "--params", json.dumps(params, sort_keys=True, default=str)])
         if "blessed" not in decision:
             raise RuntimeError(f"gate printed no decision: {decision}")
         paths.gate_decision.write_text(json.dumps(decision, indent=2, sort_keys=True))

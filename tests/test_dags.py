@@ -1,0 +1,195 @@
+"""Integrity of the Airflow DAG: it parses, has the chain, retries, tags and pool, and stays light to parse."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = REPO_ROOT / "dags"
+DAG_FILE = DAGS_FOLDER / "vidpipe_pipeline.py"
+DAG_ID = "vidpipe_pipeline"
+
+EXPECTED_UPSTREAM = {
+    "ingest_train": set(),
+    "ingest_validate": {"ingest_train"},
+    "ingest_test": {"ingest_train"},
+    "ingest_unlabeled": {"ingest_train"},
+    "label_stats": {"ingest_validate", "ingest_test"},
+    "train": {"label_stats"},
+    "evaluate": {"train"},
+    "gate": {"evaluate"},
+    "batch_predict": {"gate", "ingest_unlabeled"},
+}
+HEAVY_MODULES = ("tensorflow", "apache_beam", "tensorflow_transform", "keras", "numpy", "pandas",
+                 "vidpipe", "models", "beam_pipelines")
+
+
+def _airflow_environment(home: Path) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory):
+    home = tmp_path_factory.mktemp("airflow_home")
+    saved = {key: os.environ.get(key) for key in _airflow_environment(home)}
+    os.environ.update(_airflow_environment(home))
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+
+        yield DagBag(dag_folder=str(DAGS_FOLDER))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    assert dagbag.import_errors == {}, dagbag.import_errors
+    assert DAG_ID in dagbag.dags, f"{DAG_ID} not found; DAGs: {sorted(dagbag.dag_ids)}"
+    return dagbag.dags[DAG_ID]
+
+
+@pytest.fixture(scope="module")
+def dag_module():
+    """The DAG file imported as a plain module, for its helper functions."""
+    spec = importlib.util.spec_from_file_location("vidpipe_pipeline_under_test", DAG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dag_folder_has_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert DAG_ID in dagbag.dag_ids
+
+
+def test_chain_tasks_and_dependencies(dag):
+    upstream = {task.task_id: set(task.upstream_task_ids) for task in dag.tasks}
+    assert upstream == EXPECTED_UPSTREAM
+    assert {task.task_id for task in dag.leaves} == {"batch_predict"}
+    assert {task.task_id for task in dag.roots} == {"ingest_train"}
+
+
+def test_every_task_retries_with_a_delay(dag):
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        assert task.retry_delay > timedelta(0), task.task_id
+
+
+def test_tags_schedule_and_run_limits(dag):
+    assert {"vidpipe", "youtube-8m"} <= set(dag.tags)
+    assert dag.schedule is None
+    assert dag.max_active_runs == 1
+    assert dag.doc_md and "runs/<run id>" in dag.doc_md
+
+
+def test_train_uses_the_gpu_pool_and_queue_and_nothing_else_does(dag):
+    pools = {task.task_id: task.pool for task in dag.tasks}
+    assert pools.pop("train") == "gpu"
+    assert dag.get_task("train").queue == "gpu"
+    assert "gpu" not in set(pools.values())
+
+
+def test_params_have_descriptions_and_the_registered_models(dag):
+    from models import registry
+
+    params = dag.params
+    expected = {"corpus_dir", "work_root", "model", "model_overrides", "min_gap", "tolerance",
+                "max_frames", "frame_size"}
+    assert expected <= set(params.keys())
+    for name in params.keys():
+        assert params.get_param(name).description, f"param {name} has no description"
+    models = params.get_param("model").schema["enum"]
+    assert set(models) == {"logistic", "moe", "frame_logistic", "dbof", "lstm"}
+    assert set(models) <= set(registry.MODELS)
+    assert params["frame_size"] == 299 and params["max_frames"] == 300
+
+
+def _parse_in_fresh_interpreter(tmp_path: Path, extra_env: dict[str, str] | None = None) -> dict:
+    """Imports the DAG file in a new interpreter -> {task ids, pools, imported heavy modules}."""
+    probe = f"""
+import importlib.util, json, sys, time
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("dag_file", {str(DAG_FILE)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({{
+    "seconds": time.perf_counter() - started,
+    "pools": {{task.task_id: task.pool for task in module.dag.tasks}},
+    "heavy": sorted(name for name in {list(HEAVY_MODULES)!r} if name in sys.modules),
+}}))
+"""
+    environment = dict(os.environ, **_airflow_environment(tmp_path), **(extra_env or {}))
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_parsing_the_dag_file_imports_no_heavy_modules(tmp_path):
+    parsed = _parse_in_fresh_interpreter(tmp_path)
+    assert parsed["heavy"] == []
+    assert len(parsed["pools"]) == len(EXPECTED_UPSTREAM)
+
+
+def test_gpu_pool_name_comes_from_the_environment(tmp_path):
+    parsed = _parse_in_fresh_interpreter(tmp_path, {"VIDPIPE_GPU_POOL": "a100"})
+    assert parsed["pools"]["train"] == "a100"
+
+
+def test_run_directories_are_keyed_by_a_safe_unique_run_id(dag_module, tmp_path):
+    manual = "manual__2026-01-02T03:04:05.123456+00:00"
+    safe = dag_module.sanitize_run_id(manual)
+    assert all(character.isalnum() or character in "._-" for character in safe)
+    assert safe.startswith("manual__2026-01-02T03_04_05")
+    assert dag_module.sanitize_run_id(manual) == safe
+    assert dag_module.sanitize_run_id("a:b") != dag_module.sanitize_run_id("a_b")
+    assert dag_module.sanitize_run_id("backfill_7") == "backfill_7"
+    assert dag_module.sanitize_run_id("../..") not in ("", ".", "..")
+    first = dag_module.RunPaths(str(tmp_path), manual)
+    second = dag_module.RunPaths(str(tmp_path), "manual__2026-01-02T03:04:06+00:00")
+    assert first.root != second.root and first.root.parent == second.root.parent == tmp_path / "runs"
+    assert first.data("test") == first.root / "data" / "test"
+    assert first.transform_dir == first.root / "data" / "train" / "feature_transform"
+    assert {first.metrics.name, first.submission.name} == {"metrics.json", "submission.csv"}
+
+
+def test_override_lists_accept_a_list_or_one_string(dag_module):
+    assert dag_module._string_list(["train.max_steps=5", "model.num_mixtures=2"]) == [
+        "train.max_steps=5", "model.num_mixtures=2"]
+    assert dag_module._string_list("train.max_steps=5  model.num_mixtures=2\n") == [
+        "train.max_steps=5", "model.num_mixtures=2"]
+    assert dag_module._string_list(None) == [] and dag_module._string_list("") == []
+
+
+def test_the_report_is_the_last_json_object_on_stdout(dag_module):
+    stdout = 'INFO starting\n{"not": "this"}\nWARNING noise {braces}\n{\n  "gap": 0.5,\n  "nested": {"a": 1}\n}\n'
+    assert dag_module._last_json_document(stdout) == {"gap": 0.5, "nested": {"a": 1}}
+    assert dag_module._last_json_document("no json here\n") == {}
+
+
+def test_run_stage_returns_the_report_and_fails_with_the_command_and_its_output(dag_module, tmp_path):
+    document = tmp_path / "report.json"
+    document.write_text('{"videos": 3}')
+    assert dag_module.run_stage("echo", "json.tool", [str(document)]) == {"videos": 3}
+    with pytest.raises(RuntimeError) as failure:
+        dag_module.run_stage("broken stage", "json.tool", [str(tmp_path / "missing.json")])
+    message = str(failure.value)
+    assert "broken stage failed with exit status" in message
+    assert "json.tool" in message and "missing.json" in message
