@@ -1,6 +1,6 @@
-"""Audio embedding: 128 values per second of video from the log-mel spectrogram of the audio track.
+"""Audio embedding: 128 values per video frame from the log-mel spectrogram of the audio track.
 
-Each one-second window [i, i+1) gives the mean and the standard deviation over time of 64 log-mel bands
+Each frame's window (one second at the default 1 fps) gives the mean and the standard deviation over time of 64 log-mel bands
 (25 ms Hann windows, 10 ms hop, 125-7500 Hz, VGGish's front end), standardized with fixed constants so
 that the values sit inside the schema's quantization range. Fixed constants keep the embedding identical
 across corpora and splits.
@@ -36,20 +36,21 @@ def log_mel_spectrogram(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return tf.math.log(mel + LOG_OFFSET).numpy()
 
 
-def embed_audio(samples: np.ndarray | None, num_seconds: int, sample_rate: int) -> tuple[np.ndarray, bool]:
-    """Audio samples -> (float32 [num_seconds, 128], has_audio).
+def embed_audio(samples: np.ndarray | None, num_frames: int, sample_rate: int, fps: float = 1.0
+                ) -> tuple[np.ndarray, bool]:
+    """Audio samples -> (float32 [num_frames, 128], has_audio): frame i summarizes [i/fps, (i+1)/fps).
 
-    Seconds past the end of the audio track, and every second when there is no track, are zeros.
+    Frames past the end of the audio track, and every frame when there is no track, are zeros.
     """
-    embedding = np.zeros((num_seconds, schema.AUDIO_SIZE), np.float32)
-    if samples is None or samples.size == 0 or num_seconds == 0:
+    embedding = np.zeros((num_frames, schema.AUDIO_SIZE), np.float32)
+    if samples is None or samples.size == 0 or num_frames == 0:
         return embedding, False
     log_mel = log_mel_spectrogram(samples, sample_rate)
-    frames_per_second = int(round(1.0 / HOP_SECONDS))
-    for second in range(num_seconds):
-        window = log_mel[second * frames_per_second:(second + 1) * frames_per_second]
+    hops_per_frame = max(1, int(round(1.0 / (fps * HOP_SECONDS))))
+    for index in range(num_frames):
+        window = log_mel[index * hops_per_frame:(index + 1) * hops_per_frame]
         if window.shape[0] == 0:
             break
-        embedding[second, :NUM_MEL_BANDS] = (window.mean(axis=0) - MEAN_CENTER) / MEAN_SCALE
-        embedding[second, NUM_MEL_BANDS:] = (window.std(axis=0) - STD_CENTER) / STD_SCALE
+        embedding[index, :NUM_MEL_BANDS] = (window.mean(axis=0) - MEAN_CENTER) / MEAN_SCALE
+        embedding[index, NUM_MEL_BANDS:] = (window.std(axis=0) - STD_CENTER) / STD_SCALE
     return embedding, True

@@ -89,7 +89,8 @@ class DecodeVideoFn(beam.DoFn):
         samples = None
         if info.has_audio:
             samples = decode.decode_audio(path, max_seconds=len(frames) / self.config.fps)
-        element["audio"], element["has_audio"] = audio.embed_audio(samples, len(frames), decode.AUDIO_SAMPLE_RATE)
+        element["audio"], element["has_audio"] = audio.embed_audio(
+            samples, len(frames), decode.AUDIO_SAMPLE_RATE, self.config.fps)
         _timed(element, "audio", started)
         yield element
 

@@ -52,6 +52,8 @@ def test_audio_embedding_separates_tone_noise_and_silence(clips_dir):
     assert has_tone and tone_embedding.shape == (3, schema.AUDIO_SIZE)
     assert np.all(np.abs(tone_embedding) <= 2.5)
     assert np.linalg.norm(tone_embedding.mean(0) - noise_embedding.mean(0)) > 1.0
+    twice_per_second, _ = audio.embed_audio(noise, 8, decode.AUDIO_SAMPLE_RATE, fps=2)
+    assert twice_per_second.shape == (8, schema.AUDIO_SIZE) and np.abs(twice_per_second).sum(axis=1).min() > 0
     silent, has_audio = audio.embed_audio(decode.decode_audio(os.path.join(clips_dir, "fractal.mp4")), 2, 16000)
     assert not has_audio and not silent.any()
 
