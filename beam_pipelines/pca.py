@@ -1,4 +1,4 @@
-"""PCA with whitening from 2048-d CNN features to the 1024-d ``rgb`` feature.
+"""PCA with whitening from the CNN features (2048-d InceptionV3, 1280-d EfficientNet-Lite0) to the 1024-d ``rgb``.
 
 Two sources for the projection:
 - fitted on the corpus with tensorflow-transform (``tft.mean``, ``tft.pca``, ``tft.var``) and saved as a
@@ -24,18 +24,19 @@ FRAME_INDEX_KEY = "frame_index"
 TRANSFORM_DIR = "feature_transform"
 
 
-def raw_feature_spec() -> dict:
+def raw_feature_spec(feature_size: int = schema.CNN_FEATURE_SIZE) -> dict:
+    """tf.Transform input spec; ``feature_size`` is the backbone's (schema.CNN_FEATURE_SIZE: InceptionV3's)."""
     import tensorflow as tf
 
     return {
         VIDEO_ID_KEY: tf.io.FixedLenFeature([], tf.string),
         FRAME_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
-        CNN_KEY: tf.io.FixedLenFeature([schema.CNN_FEATURE_SIZE], tf.float32),
+        CNN_KEY: tf.io.FixedLenFeature([feature_size], tf.float32),
     }
 
 
 def preprocessing_fn(inputs: dict) -> dict:
-    """tf.Transform: {cnn: [B, 2048]} -> {rgb: [B, 1024] whitened}; id and frame index pass through."""
+    """tf.Transform: {cnn: [B, F]} -> {rgb: [B, 1024] whitened}; id and frame index pass through."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
@@ -53,14 +54,17 @@ def preprocessing_fn(inputs: dict) -> dict:
 
 @dataclass(frozen=True)
 class NumpyPca:
-    """YouTube-8M's PCA files: mean [2048], eigenvecs [2048, 1024] (columns), eigenvals [1024]."""
+    """PCA files as YouTube-8M publishes them: mean [F], eigenvecs [F, 1024] (columns), eigenvals [1024].
+
+    F is the CNN feature size: 2048 for YouTube-8M's own (InceptionV3) files.
+    """
 
     mean: np.ndarray
     eigenvecs: np.ndarray
     eigenvals: np.ndarray
 
     @classmethod
-    def load(cls, pca_dir: str) -> "NumpyPca":
+    def load(cls, pca_dir: str, feature_size: int = schema.CNN_FEATURE_SIZE) -> "NumpyPca":
         """Reads mean.npy, eigenvecs.npy (rows are eigenvectors, as distributed) and eigenvals.npy."""
         paths = {name: os.path.join(pca_dir, f"{name}.npy") for name in ("mean", "eigenvecs", "eigenvals")}
         missing = [p for p in paths.values() if not os.path.exists(p)]
@@ -69,14 +73,14 @@ class NumpyPca:
         mean = np.load(paths["mean"]).reshape(-1)
         eigenvals = np.load(paths["eigenvals"]).reshape(-1)[: schema.RGB_SIZE]
         eigenvecs = np.load(paths["eigenvecs"])
-        if eigenvecs.shape[1] != schema.CNN_FEATURE_SIZE and eigenvecs.shape[0] == schema.CNN_FEATURE_SIZE:
+        if eigenvecs.shape[1] != feature_size and eigenvecs.shape[0] == feature_size:
             eigenvecs = eigenvecs.T
         eigenvecs = eigenvecs[: schema.RGB_SIZE].T
-        expected = (schema.CNN_FEATURE_SIZE, schema.RGB_SIZE)
-        if mean.shape != (schema.CNN_FEATURE_SIZE,) or eigenvecs.shape != expected or eigenvals.shape != (schema.RGB_SIZE,):
+        expected = (feature_size, schema.RGB_SIZE)
+        if mean.shape != (feature_size,) or eigenvecs.shape != expected or eigenvals.shape != (schema.RGB_SIZE,):
             raise ValueError(
-                f"--pca-dir {pca_dir}: expected mean [{schema.CNN_FEATURE_SIZE}], eigenvecs with "
-                f"{schema.RGB_SIZE}+ rows of {schema.CNN_FEATURE_SIZE}, eigenvals [{schema.RGB_SIZE}+]; got "
+                f"--pca-dir {pca_dir}: expected mean [{feature_size}], eigenvecs with "
+                f"{schema.RGB_SIZE}+ rows of {feature_size}, eigenvals [{schema.RGB_SIZE}+]; got "
                 f"{mean.shape}, {eigenvecs.shape}, {eigenvals.shape}")
         return cls(mean.astype(np.float32), eigenvecs.astype(np.float32), eigenvals.astype(np.float32))
 
@@ -87,5 +91,5 @@ class NumpyPca:
         np.save(os.path.join(pca_dir, "eigenvals.npy"), self.eigenvals)
 
     def __call__(self, cnn: np.ndarray) -> np.ndarray:
-        """[T, 2048] -> whitened [T, 1024]."""
+        """[T, F] -> whitened [T, 1024]."""
         return (cnn - self.mean) @ self.eigenvecs / np.sqrt(self.eigenvals + WHITENING_EPSILON)

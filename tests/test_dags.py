@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from vidpipe import orchestration
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
 DAG_FILE = DAGS_FOLDER / "vidpipe_pipeline.py"
@@ -29,7 +31,8 @@ EXPECTED_UPSTREAM = {
     "batch_predict": {"gate", "ingest_unlabeled"},
 }
 HEAVY_MODULES = ("tensorflow", "apache_beam", "tensorflow_transform", "keras", "numpy", "pandas",
-                 "vidpipe", "models", "beam_pipelines")
+                 "models", "beam_pipelines")
+PARSE_TIME_VIDPIPE_MODULES = {"vidpipe", "vidpipe.orchestration"}
 
 
 def _airflow_environment(home: Path) -> dict[str, str]:
@@ -111,14 +114,14 @@ def test_params_have_descriptions_and_the_registered_models(dag):
 
     params = dag.params
     expected = {"corpus_dir", "work_root", "model", "model_overrides", "min_gap", "tolerance",
-                "max_frames", "frame_size"}
+                "max_frames", "frame_size", "backbone"}
     assert expected <= set(params.keys())
     for name in params.keys():
         assert params.get_param(name).description, f"param {name} has no description"
     models = params.get_param("model").schema["enum"]
     assert set(models) == {"logistic", "moe", "frame_logistic", "dbof", "lstm"}
     assert set(models) <= set(registry.MODELS)
-    assert params["frame_size"] == 299 and params["max_frames"] == 300
+    assert params["frame_size"] is None and params["max_frames"] == 300 and params["backbone"] == "inception_v3"
 
 
 def _parse_in_fresh_interpreter(tmp_path: Path, extra_env: dict[str, str] | None = None) -> dict:
@@ -133,6 +136,7 @@ print(json.dumps({{
     "seconds": time.perf_counter() - started,
     "pools": {{task.task_id: task.pool for task in module.dag.tasks}},
     "heavy": sorted(name for name in {list(HEAVY_MODULES)!r} if name in sys.modules),
+    "vidpipe": sorted(name for name in sys.modules if name.split(".")[0] == "vidpipe"),
 }}))
 """
     environment = dict(os.environ, **_airflow_environment(tmp_path), **(extra_env or {}))
@@ -145,6 +149,7 @@ print(json.dumps({{
 def test_parsing_the_dag_file_imports_no_heavy_modules(tmp_path):
     parsed = _parse_in_fresh_interpreter(tmp_path)
     assert parsed["heavy"] == []
+    assert set(parsed["vidpipe"]) <= PARSE_TIME_VIDPIPE_MODULES
     assert len(parsed["pools"]) == len(EXPECTED_UPSTREAM)
 
 
@@ -155,15 +160,15 @@ def test_gpu_pool_name_comes_from_the_environment(tmp_path):
 
 def test_run_directories_are_keyed_by_a_safe_unique_run_id(dag_module, tmp_path):
     manual = "manual__2026-01-02T03:04:05.123456+00:00"
-    safe = dag_module.sanitize_run_id(manual)
+    safe = orchestration.sanitize_run_id(manual)
     assert all(character.isalnum() or character in "._-" for character in safe)
     assert safe.startswith("manual__2026-01-02T03_04_05")
-    assert dag_module.sanitize_run_id(manual) == safe
-    assert dag_module.sanitize_run_id("a:b") != dag_module.sanitize_run_id("a_b")
-    assert dag_module.sanitize_run_id("backfill_7") == "backfill_7"
-    assert dag_module.sanitize_run_id("../..") not in ("", ".", "..")
-    first = dag_module.RunPaths(str(tmp_path), manual)
-    second = dag_module.RunPaths(str(tmp_path), "manual__2026-01-02T03:04:06+00:00")
+    assert orchestration.sanitize_run_id(manual) == safe
+    assert orchestration.sanitize_run_id("a:b") != orchestration.sanitize_run_id("a_b")
+    assert orchestration.sanitize_run_id("backfill_7") == "backfill_7"
+    assert orchestration.sanitize_run_id("../..") not in ("", ".", "..")
+    first = orchestration.RunPaths(str(tmp_path), manual)
+    second = orchestration.RunPaths(str(tmp_path), "manual__2026-01-02T03:04:06+00:00")
     assert first.root != second.root and first.root.parent == second.root.parent == tmp_path / "runs"
     assert first.data("test") == first.root / "data" / "test"
     assert first.transform_dir == first.root / "data" / "train" / "feature_transform"
@@ -171,25 +176,25 @@ def test_run_directories_are_keyed_by_a_safe_unique_run_id(dag_module, tmp_path)
 
 
 def test_override_lists_accept_a_list_or_one_string(dag_module):
-    assert dag_module._string_list(["train.max_steps=5", "model.num_mixtures=2"]) == [
+    assert orchestration.string_list(["train.max_steps=5", "model.num_mixtures=2"]) == [
         "train.max_steps=5", "model.num_mixtures=2"]
-    assert dag_module._string_list("train.max_steps=5  model.num_mixtures=2\n") == [
+    assert orchestration.string_list("train.max_steps=5  model.num_mixtures=2\n") == [
         "train.max_steps=5", "model.num_mixtures=2"]
-    assert dag_module._string_list(None) == [] and dag_module._string_list("") == []
+    assert orchestration.string_list(None) == [] and orchestration.string_list("") == []
 
 
 def test_the_report_is_the_last_json_object_on_stdout(dag_module):
     stdout = 'INFO starting\n{"not": "this"}\nWARNING noise {braces}\n{\n  "gap": 0.5,\n  "nested": {"a": 1}\n}\n'
-    assert dag_module._last_json_document(stdout) == {"gap": 0.5, "nested": {"a": 1}}
-    assert dag_module._last_json_document("no json here\n") == {}
+    assert orchestration.last_json_document(stdout) == {"gap": 0.5, "nested": {"a": 1}}
+    assert orchestration.last_json_document("no json here\n") == {}
 
 
 def test_run_stage_returns_the_report_and_fails_with_the_command_and_its_output(dag_module, tmp_path):
     document = tmp_path / "report.json"
     document.write_text('{"videos": 3}')
-    assert dag_module.run_stage("echo", "json.tool", [str(document)]) == {"videos": 3}
+    assert orchestration.run_stage("echo", "json.tool", [str(document)]) == {"videos": 3}
     with pytest.raises(RuntimeError) as failure:
-        dag_module.run_stage("broken stage", "json.tool", [str(tmp_path / "missing.json")])
+        orchestration.run_stage("broken stage", "json.tool", [str(tmp_path / "missing.json")])
     message = str(failure.value)
     assert "broken stage failed with exit status" in message
     assert "json.tool" in message and "missing.json" in message

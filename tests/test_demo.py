@@ -91,5 +91,5 @@ def test_chance_gap_sits_near_the_label_prevalence():
 
 def test_demo_defaults_use_full_size_frames_and_capped_clips():
     settings = parse_args([])
-    assert settings.frame_size == 299 and settings.max_frames == 20
+    assert settings.backbone == "efficientnet_lite0" and settings.frame_size is None and settings.max_frames == 20
     assert any(override.startswith("train.max_steps=") for override in settings.overrides)

@@ -1,4 +1,4 @@
-"""``vidpipe catalog``: the champion and the model history recorded in the SQL catalog."""
+"""The champion and the model history recorded in the SQL catalog."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``vidpipe demo``: make a small labeled video corpus and run the whole chain through Airflow.
 
-    vidpipe demo [--home DIR] [--model NAME] [--max-steps N] [--frame-size 299] [--max-frames 20]
+    vidpipe demo [--home DIR] [--model NAME] [--max-steps N] [--backbone NAME] [--frame-size N] [--max-frames 20]
 
 The corpus is made with ffmpeg's lavfi sources: four visual classes (testsrc, mandelbrot, life,
 cellauto: labels 0-3) whose clips carry a sine tone (label 4), noise (label 5) or no audio track,
@@ -237,7 +237,8 @@ class DemoSettings:
     home: Path
     model: str
     overrides: tuple[str, ...]
-    frame_size: int
+    backbone: str
+    frame_size: int | None
     max_frames: int
     min_gap: float
     tolerance: float
@@ -348,7 +349,10 @@ def parse_args(argv: Sequence[str] | None) -> DemoSettings:
     parser.add_argument("--max-steps", type=int, default=400, help="training steps (default 400)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="further training config overrides, e.g. model.num_mixtures=2")
-    parser.add_argument("--frame-size", type=int, default=299, help="CNN input size (default 299, InceptionV3's)")
+    parser.add_argument("--backbone", default="efficientnet_lite0", choices=("efficientnet_lite0", "inception_v3"),
+                        help="CNN features: efficientnet_lite0 with its packaged ImageNet weights (default), or "
+                             "inception_v3 (YouTube-8M's network; randomly initialised without weights)")
+    parser.add_argument("--frame-size", type=int, help="CNN input size (default: the backbone's, 224 / 299)")
     parser.add_argument("--max-frames", type=int, default=20, help="frames kept per video (default 20)")
     parser.add_argument("--min-gap", type=float, default=0.5, help="GAP the gate requires (default 0.5)")
     parser.add_argument("--tolerance", type=float, default=0.01,
@@ -358,7 +362,8 @@ def parse_args(argv: Sequence[str] | None) -> DemoSettings:
     if args.model == "moe":
         overrides.append("model.num_mixtures=2")
     return DemoSettings(home=Path(args.home).expanduser().resolve(), model=args.model,
-                        overrides=tuple(overrides + args.overrides), frame_size=args.frame_size,
+                        overrides=tuple(overrides + args.overrides), backbone=args.backbone,
+                        frame_size=args.frame_size,
                         max_frames=args.max_frames, min_gap=args.min_gap, tolerance=args.tolerance)
 
 
@@ -438,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "min_gap": settings.min_gap,
         "tolerance": settings.tolerance,
         "max_frames": settings.max_frames,
+        "backbone": settings.backbone,
         "frame_size": settings.frame_size,
     }
     print(f"[3/3] airflow dags test {DAG_ID} (log: {log_path})", flush=True)
