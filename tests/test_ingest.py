@@ -215,3 +215,15 @@ def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_c
     reused_rgb, first_rgb = reused["cells"]["rgb"].numpy(), frames["cells"]["rgb"].numpy()
     np.testing.assert_allclose(reused_rgb, first_rgb, atol=4 / 255 + 1e-6)
     assert np.mean(reused_rgb == first_rgb) > 0.95
+
+
+def test_cli_names_the_bad_labels_line_and_exits_2(clips_dir, tmp_path):
+    import subprocess
+    import sys
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("VideoId,Labels\nbars,0 4\ncells,two\n")
+    result = subprocess.run([sys.executable, "-m", "vidpipe.cli", "ingest", "--input", clips_dir, "--output",
+                             str(tmp_path / "out"), "--labels", str(labels)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert f"{labels}, line 3" in result.stderr and "Traceback" not in result.stderr

@@ -19,9 +19,20 @@ def exit_now(code: int) -> None:
 
 
 def exit_after_tft(main: Callable[[], int | None]) -> None:
-    """Runs ``main`` and exits with its status (1 with the traceback printed on an exception)."""
+    """Runs ``main`` and exits with its status.
+
+    Bad input (ValueError, FileNotFoundError, whose messages name the input and the reason) exits 2 with the
+    message alone (VIDPIPE_DEBUG=1 adds the traceback); any other exception exits 1 with its traceback.
+    """
     try:
         code = main() or 0
+    except (ValueError, FileNotFoundError) as error:
+        if os.environ.get("VIDPIPE_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        print(f"vidpipe: error: {error}", file=sys.stderr)
+        code = 2
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
         if not isinstance(stop.code, int) and stop.code is not None:
