@@ -11,6 +11,7 @@ test: setup
 
 bench: setup
 	.venv/bin/python bench/bench_ingest.py
+	.venv/bin/python bench/bench_ingest.py --backbone efficientnet_lite0
 	.venv/bin/python bench/bench_evaluate.py
 	.venv/bin/python bench/bench_train.py
 	.venv/bin/python bench/bench_predict.py

@@ -1,6 +1,6 @@
 """Ingest benchmark: frames/s end to end and per stage, and batched vs one-frame-at-a-time CNN.
 
-    .venv/bin/python bench/bench_ingest.py [--clips 6] [--seconds 10] [--frame-size 299]
+    .venv/bin/python bench/bench_ingest.py [--clips 6] [--seconds 10] [--backbone inception_v3|efficientnet_lite0]
 
 Prints figures; asserts nothing about speed.
 """
@@ -8,6 +8,7 @@ Prints figures; asserts nothing about speed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -49,28 +50,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--frame-size", type=int, default=299)
+    parser.add_argument("--backbone", default="inception_v3", choices=("inception_v3", "efficientnet_lite0"))
+    parser.add_argument("--frame-size", type=int, help="default: the backbone's (299 / 224)")
     args = parser.parse_args()
+    backbone = BackboneConfig(name=args.backbone, input_size=args.frame_size, batch_size=32)
+    args.frame_size = backbone.input_size
     work = tempfile.mkdtemp(prefix="vidpipe-bench-")
     os.makedirs(os.path.join(work, "clips"))
     paths = make_clips(os.path.join(work, "clips"), args.clips, args.seconds)
     print(f"machine: {os.cpu_count()} CPU cores; {args.clips} clips x {args.seconds} s, 640x360 H.264 25 fps, "
-          f"frames resized to {args.frame_size}")
+          f"backbone {args.backbone} at {args.frame_size} px")
 
     decoded, decode_s = timed(lambda: [decode.decode_frames(p, 1.0, 300, args.frame_size) for p in paths])
     frames = np.concatenate(decoded)
     n = len(frames)
     _, audio_s = timed(lambda: [audio.embed_audio(decode.decode_audio(p), len(f), decode.AUDIO_SAMPLE_RATE)
                                 for p, f in zip(paths, decoded)])
-    extractor = FrameFeatureExtractor(BackboneConfig(input_size=args.frame_size, batch_size=32))
+    extractor = FrameFeatureExtractor(backbone)
     extractor(frames[:2])
     cnn, cnn_s = timed(extractor, frames)
-    single = FrameFeatureExtractor(BackboneConfig(input_size=args.frame_size, batch_size=1))
+    single = FrameFeatureExtractor(dataclasses.replace(backbone, batch_size=1))
     single(frames[:1])
     sample = frames[: min(n, 30)]
     _, single_s = timed(lambda: [single(frame[None]) for frame in sample])
     rng = np.random.default_rng(0)
-    projection = NumpyPca(cnn.mean(0), np.linalg.qr(rng.normal(size=(2048, 1024)))[0].astype(np.float32),
+    projection = NumpyPca(cnn.mean(0), np.linalg.qr(rng.normal(size=(backbone.feature_size, 1024)))[0].astype(np.float32),
                           np.ones(1024, np.float32))
     rgb, pca_s = timed(lambda: schema.quantize(projection(cnn)))
     record_path = os.path.join(work, "bench.tfrecord")
@@ -89,7 +93,7 @@ def main() -> None:
     _, write_s = timed(write)
     batched_fps, single_fps = n / cnn_s, len(sample) / single_s
     stages = {"decode (ffmpeg, 1 fps)": n / decode_s, "audio (log-mel)": n / audio_s,
-              "CNN InceptionV3, batch 32": batched_fps, "CNN one frame at a time (youtube-8m extractor style)": single_fps,
+              f"CNN {args.backbone}, batch 32": batched_fps, "CNN one frame at a time (youtube-8m extractor style)": single_fps,
               "PCA + quantize": n / pca_s, "SequenceExample build + write": n / write_s}
     print(f"\nper stage, {n} frames:")
     for name, fps in stages.items():
@@ -97,7 +101,7 @@ def main() -> None:
     print(f"  batched / one-at-a-time CNN speed-up: {batched_fps / single_fps:.2f}x")
 
     summary = ingest.run(["--input", os.path.join(work, "clips"), "--output", os.path.join(work, "out"),
-                          "--frame-size", str(args.frame_size), "--direct_num_workers", "1"])
+                          "--backbone", args.backbone, "--frame-size", str(args.frame_size)])
     print(f"\nend to end (vidpipe ingest, DirectRunner, tf.Transform PCA fit included): {summary['frames']} frames in "
           f"{summary['wall_seconds']} s = {summary['frames_per_second']} frames/s")
     print("worker seconds per stage:", json.dumps(summary["worker_seconds_per_stage"]))
