@@ -383,6 +383,8 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         backbone.resolved_weights_path()
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
+    if args.transform_dir:
+        pca.check_transform_dir(args.transform_dir, backbone.name, backbone.feature_size)
     return IngestConfig(
         fps=args.fps, max_frames=args.max_frames, transform_dir=args.transform_dir, pca_dir=args.pca_dir,
         num_shards=args.num_shards, backbone=backbone)
@@ -427,6 +429,9 @@ def run(argv=None, test_pipeline=None) -> dict:
 
     with tf.io.gfile.GFile(os.path.join(args.output, SUMMARY_FILE)) as handle:
         summary = json.load(handle)
+    if not config.transform_dir and not config.pca_dir:
+        pca.write_transform_info(os.path.join(args.output, pca.TRANSFORM_DIR), config.backbone.name,
+                                 config.backbone.feature_size)
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     summary["frames_per_second"] = round(summary["frames"] / summary["wall_seconds"], 2) if summary["wall_seconds"] else None
     summary["output"] = args.output

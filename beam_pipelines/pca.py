@@ -10,6 +10,7 @@ Both compute ``(x - mean) @ V / sqrt(eigenvalue + 1e-4)``, YouTube-8M's whitenin
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ CNN_KEY = "cnn"
 VIDEO_ID_KEY = "video_id"
 FRAME_INDEX_KEY = "frame_index"
 TRANSFORM_DIR = "feature_transform"
+TRANSFORM_INFO_FILE = "vidpipe_feature_transform.json"
 
 
 def raw_feature_spec(feature_size: int = schema.CNN_FEATURE_SIZE) -> dict:
@@ -50,6 +52,32 @@ def preprocessing_fn(inputs: dict) -> dict:
         FRAME_INDEX_KEY: inputs[FRAME_INDEX_KEY],
         schema.RGB: projected * tf.math.rsqrt(eigenvalues + WHITENING_EPSILON),
     }
+
+
+def write_transform_info(transform_dir: str, backbone: str, feature_size: int) -> None:
+    """Records which backbone's features a fitted transform expects, beside tf.Transform's own output."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(transform_dir, TRANSFORM_INFO_FILE), "w") as handle:
+        json.dump({"backbone": backbone, "feature_size": feature_size, "output_size": schema.RGB_SIZE}, handle)
+
+
+def check_transform_dir(transform_dir: str, backbone: str, feature_size: int) -> None:
+    """Raises a clear error when ``transform_dir`` is no fitted transform or was fitted on another backbone."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.isdir(os.path.join(transform_dir, "transform_fn")):
+        raise FileNotFoundError(f"--transform-dir {transform_dir}: no transform_fn/ in it; pass the "
+                                f"{TRANSFORM_DIR}/ folder that an earlier ingest wrote")
+    info_path = os.path.join(transform_dir, TRANSFORM_INFO_FILE)
+    if not tf.io.gfile.exists(info_path):
+        return
+    with tf.io.gfile.GFile(info_path) as handle:
+        info = json.load(handle)
+    if info.get("feature_size") != feature_size:
+        raise ValueError(f"--transform-dir {transform_dir} was fitted on {info.get('backbone')} features "
+                         f"({info.get('feature_size')}-d); this run extracts {backbone} features ({feature_size}-d). "
+                         f"Use the same --backbone, or fit a new PCA (leave out --transform-dir)")
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,12 @@ def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_c
     ingest.run(["--input", os.path.join(clips_dir, "cells.mp4"), "--output", str(again),
                 "--frame-size", str(TEST_FRAME_SIZE), "--transform-dir", str(output / pca.TRANSFORM_DIR)])
     reused, _ = _read_records(str(again))
+    assert json.loads((output / pca.TRANSFORM_DIR / pca.TRANSFORM_INFO_FILE).read_text())["feature_size"] == 2048
+    with pytest.raises(ValueError, match="fitted on inception_v3 features"):
+        ingest.config_from_args(ingest.parse_args(["--input", "x", "--output", "y", "--backbone", "efficientnet_lite0",
+                                                   "--transform-dir", str(output / pca.TRANSFORM_DIR)])[0])
+    with pytest.raises(FileNotFoundError, match="no transform_fn"):
+        ingest.config_from_args(ingest.parse_args(["--input", "x", "--output", "y", "--transform-dir", str(tmp_path)])[0])
     reused_rgb, first_rgb = reused["cells"]["rgb"].numpy(), frames["cells"]["rgb"].numpy()
     np.testing.assert_allclose(reused_rgb, first_rgb, atol=4 / 255 + 1e-6)
     assert np.mean(reused_rgb == first_rgb) > 0.95
