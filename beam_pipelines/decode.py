@@ -6,8 +6,10 @@ pipeline can quarantine the file and carry on with the rest.
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 import ffmpeg
@@ -48,14 +50,43 @@ def video_id_from_path(path: str) -> str:
 
 
 def list_videos(input_path: str) -> list[str]:
-    """A directory (its video files, sorted) or a glob pattern (every match, sorted) -> paths."""
-    if os.path.isdir(input_path):
-        entries = [os.path.join(input_path, name) for name in sorted(os.listdir(input_path))]
-        return [p for p in entries if os.path.isfile(p) and not os.path.basename(p).startswith(".")]
-    matches = sorted(p for p in glob.glob(input_path) if os.path.isfile(p))
-    if not matches:
+    """A directory (its files, sorted) or a glob pattern (every match, sorted) -> paths.
+
+    Local paths and any filesystem Beam knows (gs://, s3://, hdfs://) work alike.
+    """
+    from apache_beam.io.filesystems import FileSystems
+
+    pattern = input_path
+    if os.path.isdir(input_path) or (is_remote(input_path) and input_path.endswith("/")):
+        pattern = FileSystems.join(input_path.rstrip("/"), "*")
+    try:
+        matches = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # noqa: BLE001 - Beam raises BeamIOError or IOError per filesystem for "nothing there"
+        matches = []
+    paths = sorted(m.path for m in matches if not os.path.basename(m.path).startswith(".")
+                   and not (not is_remote(m.path) and os.path.isdir(m.path)))
+    if not paths:
         raise FileNotFoundError(f"--input {input_path!r}: no such directory and the pattern matches no file")
-    return matches
+    return paths
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path
+
+
+@contextlib.contextmanager
+def local_file(path: str):
+    """``path`` itself when local; a temporary local copy of a remote (gs://, s3://, ...) file otherwise."""
+    if not is_remote(path):
+        yield path
+        return
+    from apache_beam.io.filesystems import FileSystems
+
+    suffix = os.path.splitext(path)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as local, FileSystems.open(path) as remote:
+        shutil.copyfileobj(remote, local)
+        local.flush()
+        yield local.name
 
 
 def _explain_ffmpeg_error(stderr: bytes | None) -> str:

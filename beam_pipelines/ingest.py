@@ -72,10 +72,15 @@ class DecodeVideoFn(beam.DoFn):
         self.config = config
 
     def process(self, path: str):
+        with decode.local_file(path) as local_path:
+            yield from self._decode(path, local_path)
+
+    def _decode(self, path: str, local_path: str):
         started = time.perf_counter()
         try:
-            info = decode.probe(path)
-            frames = decode.decode_frames(path, self.config.fps, self.config.max_frames, self.config.backbone.input_size)
+            info = decode.probe(local_path)
+            frames = decode.decode_frames(local_path, self.config.fps, self.config.max_frames,
+                                          self.config.backbone.input_size)
         except decode.UnreadableVideo as error:
             yield beam.pvalue.TaggedOutput(QUARANTINE_TAG, (path, error.reason))
             return
@@ -88,7 +93,7 @@ class DecodeVideoFn(beam.DoFn):
         started = time.perf_counter()
         samples = None
         if info.has_audio:
-            samples = decode.decode_audio(path, max_seconds=len(frames) / self.config.fps)
+            samples = decode.decode_audio(local_path, max_seconds=len(frames) / self.config.fps)
         element["audio"], element["has_audio"] = audio.embed_audio(
             samples, len(frames), decode.AUDIO_SAMPLE_RATE, self.config.fps)
         _timed(element, "audio", started)
@@ -195,39 +200,52 @@ def _video_info(element: dict):
     return element["video_id"], info
 
 
-def build_records(joined, labels: dict[str, list[int]]):
-    """(video_id, {'frames': [(index, rgb)], 'info': [info]}) -> (frame SequenceExample, video Example, stats)."""
+def parse_label_line(line: str) -> tuple[str, list[int]]:
+    """``VideoId,Labels`` CSV row -> (video id, label ids)."""
+    video_id, separator, labels = line.strip().partition(",")
+    try:
+        if not separator or not video_id:
+            raise ValueError("expected VideoId,Labels")
+        return video_id, [int(label) for label in labels.split()]
+    except ValueError as error:
+        raise ValueError(f"labels file: bad row {line.strip()!r}: {error}") from None
+
+
+def build_records(joined):
+    """(video_id, {'info': [info], 'frames': [(index, rgb)], 'labels': [ids]}) -> (SequenceExample, Example, stats).
+
+    Ids that only occur in the labels file yield nothing.
+    """
     from vidpipe.records import frame_example, video_example
 
     video_id, groups = joined
+    if not groups["info"]:
+        return
     started = time.perf_counter()
     info = groups["info"][0]
     frames = sorted(groups["frames"], key=lambda pair: pair[0])
     rgb = np.stack([row for _, row in frames]).astype(np.float32)
     audio_features = info["audio"][: len(rgb)]
-    video_labels = sorted(labels.get(video_id, []))
+    video_labels = sorted(groups["labels"][0]) if groups["labels"] else []
     sequence = frame_example(video_id, video_labels, schema.quantize(rgb), schema.quantize(audio_features))
     example = video_example(video_id, video_labels, rgb.mean(axis=0), audio_features.mean(axis=0))
     seconds = dict(info["seconds"])
     seconds["pca_quantize_write"] = time.perf_counter() - started
     stats = {"video_id": video_id, "path": info["path"], "frames": len(rgb), "has_audio": bool(info["has_audio"]),
              "duration_s": info["duration_s"], "labels": video_labels, "seconds": seconds}
-    return sequence.SerializeToString(), example.SerializeToString(), stats
+    yield sequence.SerializeToString(), example.SerializeToString(), stats
 
 
 class BuildRecords(beam.PTransform):
-    """(videos with info, projected frames) -> PCollections of serialized frame / video records and stats."""
-
-    def __init__(self, labels):
-        super().__init__()
-        self.labels = labels
+    """(video infos, projected frames, (video_id, labels)) keyed by video id -> serialized frame records,
+    video records and per-video stats."""
 
     def expand(self, inputs):
-        infos, projected = inputs
+        infos, projected, labels = inputs
         built = (
-            {"info": infos, "frames": projected}
+            {"info": infos, "frames": projected, "labels": labels}
             | "JoinFrames" >> beam.CoGroupByKey()
-            | "Quantize" >> beam.Map(build_records, labels=beam.pvalue.AsDict(self.labels))
+            | "Quantize" >> beam.FlatMap(build_records)
         )
         return (
             built | "FrameRecords" >> beam.Map(lambda r: r[0]),
@@ -289,12 +307,12 @@ def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: Ing
 class Ingest(beam.PTransform):
     """PCollection[path] -> writes records, label stats, quarantine.csv and summary.json under output_dir."""
 
-    def __init__(self, output_dir: str, config: IngestConfig, labels: dict[str, list[int]] | None,
+    def __init__(self, output_dir: str, config: IngestConfig, labels_path: str | None,
                  num_inputs: int, pre_quarantined: list[tuple[str, str]] = ()):
         super().__init__()
         self.output_dir = output_dir
         self.config = config
-        self.labels = labels or {}
+        self.labels_path = labels_path
         self.num_inputs = num_inputs
         self.pre_quarantined = list(pre_quarantined)
 
@@ -304,9 +322,15 @@ class Ingest(beam.PTransform):
         videos = decoded.videos | "ExtractFeatures" >> ExtractFeatures(self.config.backbone)
         projected = videos | "ProjectFeatures" >> ProjectFeatures(
             self.config, os.path.join(self.output_dir, pca.TRANSFORM_DIR))
-        labels = pipeline | "Labels" >> beam.Create(sorted(self.labels.items()))
+        if self.labels_path:
+            labels = (pipeline
+                      | "ReadLabels" >> beam.io.ReadFromText(self.labels_path, skip_header_lines=1)
+                      | "SkipBlank" >> beam.Filter(str.strip)
+                      | "ParseLabels" >> beam.Map(parse_label_line))
+        else:
+            labels = pipeline | "NoLabels" >> beam.Create([])
         infos = videos | "VideoInfo" >> beam.Map(_video_info)
-        frame_records, video_records, stats = (infos, projected) | "BuildRecords" >> BuildRecords(labels)
+        frame_records, video_records, stats = (infos, projected, labels) | "BuildRecords" >> BuildRecords()
 
         shards = {"num_shards": self.config.num_shards, "file_name_suffix": schema.RECORD_SUFFIX}
         _ = frame_records | "WriteFrames" >> beam.io.WriteToTFRecord(
@@ -404,11 +428,10 @@ def run(argv=None, test_pipeline=None) -> dict:
     config = config_from_args(args)
     if config.backbone.random_init:
         logger.warning(config.backbone.warnings()[0])
-    labels = {}
-    if args.labels:
+    if args.labels and not decode.is_remote(args.labels):
         from vidpipe.submission import read_labels
 
-        labels = {vid: [int(x) for x in ids] for vid, ids in read_labels(args.labels).items()}
+        read_labels(args.labels)  # fails fast with the line number of a bad row; the pipeline reads the file itself
     paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
     _clear_previous_records(args.output)
 
@@ -421,7 +444,7 @@ def run(argv=None, test_pipeline=None) -> dict:
         with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=False):
             _ = (pipeline
                  | "Inputs" >> beam.Create(paths)
-                 | "Ingest" >> Ingest(args.output, config, labels, len(paths) + len(duplicates), duplicates))
+                 | "Ingest" >> Ingest(args.output, config, args.labels, len(paths) + len(duplicates), duplicates))
         result = pipeline.run()
         result.wait_until_finish()
 

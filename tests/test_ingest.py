@@ -233,3 +233,15 @@ def test_cli_names_the_bad_labels_line_and_exits_2(clips_dir, tmp_path):
                              str(tmp_path / "out"), "--labels", str(labels)], capture_output=True, text=True)
     assert result.returncode == 2
     assert f"{labels}, line 3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_label_rows_and_input_listing(clips_dir):
+    assert ingest.parse_label_line("vid1,3 7 11\n") == ("vid1", [3, 7, 11])
+    assert ingest.parse_label_line("vid2,") == ("vid2", [])
+    with pytest.raises(ValueError, match="bad row 'vid3,x'"):
+        ingest.parse_label_line("vid3,x")
+    single = os.path.join(clips_dir, "bars.mp4")
+    assert decode.list_videos(single) == [single]
+    assert decode.list_videos(clips_dir) == decode.list_videos(os.path.join(clips_dir, "*.mp4"))
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        decode.list_videos(os.path.join(clips_dir, "*.mkv"))
