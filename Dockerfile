@@ -25,11 +25,10 @@ RUN useradd --uid 50000 --gid 0 --no-create-home --home-dir /opt/airflow airflow
 WORKDIR /opt/vidpipe
 
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml or constraints.txt change.
-# asyncpg: Airflow 3 opens an asyncpg engine beside psycopg2 when its metadata database is PostgreSQL.
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/dependencies.txt \
-    && pip install -c constraints.txt -r /tmp/dependencies.txt asyncpg \
+    && pip install -c constraints.txt -r /tmp/dependencies.txt \
     && if [ -n "$TENSORFLOW_EXTRA" ]; then pip install -c constraints.txt "tensorflow[$TENSORFLOW_EXTRA]"; fi \
     && rm /tmp/dependencies.txt
 
