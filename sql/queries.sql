@@ -4,7 +4,8 @@
 --
 -- Re-running a pipeline run must leave the catalog as it was, so every write is an
 -- INSERT ... ON CONFLICT: runs only move their status, model versions and decisions
--- (blessings, pushes) keep the first row, and evaluations take the latest measurement.
+-- (blessings, pushes) keep the first row, and evaluations take the latest measurement until
+-- the version has a decision (vidpipe.catalog refuses to change a decided version's evaluations).
 
 -- name: upsert_run
 INSERT INTO pipeline_runs (run_id, dag_id, started_at, params, status)
@@ -31,6 +32,13 @@ SELECT mv.id, mv.run_id, mv.model_name, mv.model_dir, e.gap
 FROM model_versions mv
 LEFT JOIN evaluations e ON e.model_version_id = mv.id AND e.split = :split
 WHERE mv.id = :version_id;
+
+-- name: select_model_versions_of_run
+SELECT mv.id, mv.run_id, mv.model_name, mv.model_dir, e.gap
+FROM model_versions mv
+LEFT JOIN evaluations e ON e.model_version_id = mv.id AND e.split = :split
+WHERE mv.run_id = :run_id
+ORDER BY mv.id;
 
 -- name: upsert_evaluation
 INSERT INTO evaluations (model_version_id, split, gap, hit_at_one, perr, map, num_videos, metrics)

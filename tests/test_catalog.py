@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
-import uuid
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 
-from vidpipe.catalog import Catalog, load_queries, schema_statements
+from vidpipe.catalog import Catalog, CatalogUnavailable, load_queries, schema_statements
 from vidpipe.gate import GateConfig, decide
 
 TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
@@ -175,7 +176,7 @@ def test_evaluation_upsert_replaces_metrics_of_the_same_split(catalog: Catalog):
 def test_evaluation_without_gap_is_rejected(catalog: Catalog):
     catalog.record_run("r1", "vidpipe_train", {}, "running")
     version_id = catalog.register_model("r1", "dbof", "/models/a", {})
-    with pytest.raises(KeyError, match="no 'gap'"):
+    with pytest.raises(ValueError, match="no 'gap'"):
         catalog.record_evaluation(version_id, "test", {"hit_at_one": 0.5})
     with pytest.raises(ValueError, match="nan"):
         catalog.record_evaluation(version_id, "test", {"gap": float("nan")})
@@ -219,3 +220,93 @@ def test_query_loader_parses_named_blocks(tmp_path: Path):
     path.write_text("-- name: one\nSELECT 1;\n-- name: one\nSELECT 2;\n")
     with pytest.raises(ValueError, match="defined twice"):
         load_queries(path)
+
+
+def test_evaluations_of_a_decided_version_stay(catalog: Catalog):
+    version_id = _train_evaluate_gate_push(catalog, "run-1", gap=0.8)
+    before = _dump(catalog)
+    catalog.record_evaluation(version_id, "test", _metrics(0.8))
+    assert _dump(catalog) == before
+    with pytest.raises(ValueError, match="already has a gate decision, so its 'test' evaluation stays: "
+                                         "recorded gap 0.8, given 0.4"):
+        catalog.record_evaluation(version_id, "test", _metrics(0.4))
+    assert _dump(catalog) == before
+    assert catalog.champion().gap == pytest.approx(0.8)
+    catalog.record_evaluation(version_id, "train", _metrics(0.85))
+    assert catalog.evaluation(version_id, "train")["gap"] == pytest.approx(0.85)
+
+
+def test_metrics_outside_the_unit_interval_are_not_stored(catalog: Catalog):
+    catalog.record_run("r1", "vidpipe_train", {}, "running")
+    version_id = catalog.register_model("r1", "dbof", "/models/a", {})
+    with pytest.raises(ValueError, match="'gap' is 5.0, outside"):
+        catalog.record_evaluation(version_id, "test", {"gap": 5.0})
+    with pytest.raises(ValueError, match="'gap' is null"):
+        catalog.record_evaluation(version_id, "test", {"gap": None})
+    assert catalog.evaluation(version_id, "test") is None
+    with pytest.raises(sqlalchemy.exc.IntegrityError), catalog.engine.begin() as connection:
+        connection.execute(text("INSERT INTO evaluations (model_version_id, split, gap, metrics) "
+                                "VALUES (:id, 'test', 5.0, '{}')"), {"id": version_id})
+
+
+def test_a_stale_decision_is_not_promoted(catalog: Catalog):
+    first = _train_evaluate_gate_push(catalog, "run-1", gap=0.6)
+    catalog.record_run("run-2", "vidpipe_train", {}, "running")
+    late = catalog.register_model("run-2", "frame_lstm", "/models/run-2", {})
+    catalog.record_evaluation(late, "test", _metrics(0.55))
+    catalog.record_blessing(late, decide(0.55, 0.6, GateConfig(min_gap=0.5, tolerance=0.1)), first)
+    better = _train_evaluate_gate_push(catalog, "run-3", gap=0.9)
+    with pytest.raises(ValueError, match=f"decided against champion version {first}, but the champion is now "
+                                         f"version {better} \\(the decision is stale\\)"):
+        catalog.promote(late, "run-2")
+    with pytest.raises(ValueError, match=f"that run already pushed model version {first}"):
+        catalog.promote(better, "run-1")
+    assert catalog.champion().id == better
+
+
+UNREACHABLE_URL = "postgresql+psycopg2://postgres:secret@127.0.0.1:1/x"
+UNREACHABLE_MESSAGE = ("catalog postgresql+psycopg2://postgres:***@127.0.0.1:1/x: cannot connect "
+                       '(connection to server at "127.0.0.1", port 1 failed: Connection refused)')
+
+
+def test_unreachable_catalog_raises_one_line_without_the_password():
+    catalog = Catalog(UNREACHABLE_URL)
+    for call in (catalog.ensure_schema, catalog.champion, catalog.history, lambda: catalog.run_status("r")):
+        with pytest.raises(CatalogUnavailable) as unavailable:
+            call()
+        assert str(unavailable.value) == UNREACHABLE_MESSAGE
+    assert isinstance(unavailable.value, ValueError)
+
+
+def test_unusable_sqlite_path_is_one_line(tmp_path: Path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(CatalogUnavailable, match=r"catalog sqlite:///.*/a_file/catalog.db: cannot connect \("):
+        Catalog(str(tmp_path / "a_file" / "catalog.db"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "vidpipe.catalog_cli"],
+        ["-m", "vidpipe.cli", "catalog"],
+        ["-m", "vidpipe.gate_cli", "--run-id", "r1", "--model-name", "moe", "--model-dir", "."],
+    ],
+    ids=["catalog_cli", "vidpipe_catalog", "gate_cli"],
+)
+def test_unreachable_catalog_command_prints_one_line_and_exits_2(tmp_path: Path, command):
+    metrics_path = tmp_path / "metrics.json"
+    metrics_path.write_text('{"gap": 0.7}')
+    if "vidpipe.gate_cli" in command:
+        command = [*command, "--metrics", str(metrics_path)]
+    result = subprocess.run([sys.executable, *command], check=False, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, VIDPIPE_CATALOG_URL=UNREACHABLE_URL))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"vidpipe: error: {UNREACHABLE_MESSAGE}"]
+
+
+def test_predict_champion_lookup_on_unreachable_catalog_is_one_line():
+    from beam_pipelines.predict import resolve_model
+
+    with pytest.raises(CatalogUnavailable) as unavailable:
+        resolve_model(None, UNREACHABLE_URL)
+    assert str(unavailable.value) == UNREACHABLE_MESSAGE

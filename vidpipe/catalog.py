@@ -3,24 +3,31 @@
 The DDL and every query live in sql/schema.sql and sql/queries.sql and run unchanged on SQLite
 and PostgreSQL. All writes are INSERT ... ON CONFLICT, so repeating the calls of a run with the
 same run id leaves the catalog as it was.
+
+Writers are serialised: every write transaction holds the catalog's write lock from its first
+statement to its commit (SQLite: BEGIN IMMEDIATE; PostgreSQL: a transaction-level advisory lock), so
+reading the champion, deciding and promoting inside one `Catalog.transaction()` behaves as if the
+concurrent gates had run one after another. A database that cannot be reached raises
+CatalogUnavailable (a ValueError) with a one-line message naming the URL without its password.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 
-from vidpipe.gate import GateDecision
+from vidpipe.gate import GateDecision, validate_metrics
 
 CATALOG_URL_ENV = "VIDPIPE_CATALOG_URL"
 HOME_ENV = "VIDPIPE_HOME"
@@ -37,6 +44,30 @@ METRIC_COLUMNS = ("gap", "hit_at_one", "perr", "map", "num_videos")
 METRIC_ALTERNATE_NAMES = {"hit_at_one": "avg_hit_at_one", "perr": "avg_perr"}
 
 _QUERY_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+# Serialises the catalog's writers on PostgreSQL; held until the transaction ends. Advisory lock keys are
+# per database, so a catalog sharing its database with Airflow needs a key Airflow does not use.
+POSTGRES_WRITE_LOCK_KEY = zlib.crc32(b"vidpipe.catalog.write")
+POSTGRES_WRITE_LOCK = "SELECT pg_advisory_xact_lock(:key)"
+SQLITE_BEGIN_OPTION = "vidpipe_sqlite_begin"
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+class CatalogUnavailable(ValueError):
+    """The catalog database cannot be reached or locked; the message is one line without the password."""
+
+
+def _redacted(url: str) -> str:
+    """`url` with any password replaced by ***, for URLs SQLAlchemy cannot parse."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def _first_line(error: BaseException) -> str:
+    """The driver's own message, first line only (SQLAlchemy adds the statement and a link below it)."""
+    origin = getattr(error, "orig", None) or error
+    lines = [line.strip() for line in str(origin).splitlines() if line.strip()]
+    return (lines[0] if lines else type(origin).__name__)[:300]
 
 
 def sql_dir() -> Path:
@@ -120,6 +151,11 @@ def _to_json(document: Mapping[str, Any]) -> str:
     return json.dumps(dict(document), sort_keys=True, default=_json_default)
 
 
+def stored_document(document: Mapping[str, Any]) -> dict[str, Any]:
+    """`document` as the catalog stores and returns it (JSON round trip: arrays become lists)."""
+    return json.loads(_to_json(document))
+
+
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -177,65 +213,15 @@ def _model_version(row: Any) -> ModelVersion:
     )
 
 
-class Catalog:
-    """Catalog over a SQLite file or a PostgreSQL database.
+class CatalogTransaction:
+    """Catalog reads and writes on one open transaction; see Catalog.transaction."""
 
-    url: a SQLAlchemy URL (`sqlite:///path.db`, `postgresql+psycopg2://user@host:5432/db`)
-    or a bare SQLite file path.
-    """
-
-    def __init__(self, url: str):
-        self.url = _normalize_url(url)
-        self.engine: Engine = self._create_engine(self.url)
-        self.dialect = self.engine.dialect.name
-        if self.dialect not in IDENTITY_BY_DIALECT:
-            raise ValueError(f"unsupported catalog database {self.dialect!r}; use sqlite or postgresql")
-
-    @classmethod
-    def from_env(cls) -> Catalog:
-        """Catalog at $VIDPIPE_CATALOG_URL, else sqlite:///<$VIDPIPE_HOME or ~/.vidpipe>/catalog.db."""
-        return cls(os.environ.get(CATALOG_URL_ENV) or default_catalog_url())
-
-    @staticmethod
-    def _create_engine(url: str) -> Engine:
-        if not url.startswith("sqlite"):
-            return create_engine(url, pool_pre_ping=True)
-        database = url.split(":///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _enforce_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.close()
-
-        return engine
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    def __enter__(self) -> Catalog:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Catalog({self.engine.url.render_as_string(hide_password=True)!r})"
+    def __init__(self, connection: Connection):
+        self.connection = connection
 
     def _execute(self, query_name: str, **params: Any) -> list[Any]:
-        """Run a named query in its own transaction; returns its rows ([] for writes)."""
-        with self.engine.begin() as connection:
-            result = connection.execute(text(_queries()[query_name]), params)
-            return result.all() if result.returns_rows else []
-
-    def ensure_schema(self) -> None:
-        """Create the catalog tables if they do not exist."""
-        with self.engine.begin() as connection:
-            for statement in schema_statements(self.dialect):
-                connection.execute(text(statement))
+        result = self.connection.execute(text(_queries()[query_name]), params)
+        return result.all() if result.returns_rows else []
 
     def record_run(self, run_id: str, dag_id: str, params: Mapping[str, Any], status: str) -> None:
         """Insert a pipeline run, or move an existing run to `status` (its other fields stay)."""
@@ -257,41 +243,49 @@ class Catalog:
 
         Registering the same (run_id, model_name) again returns the first id and changes nothing.
         """
-        with self.engine.begin() as connection:
-            connection.execute(
-                text(_queries()["insert_model_version"]),
-                dict(
-                    run_id=run_id,
-                    model_name=model_name,
-                    model_dir=str(model_dir),
-                    config=_to_json(config),
-                    created_at=_now(),
-                ),
-            )
-            version_id = connection.execute(
-                text(_queries()["select_model_version_id"]), dict(run_id=run_id, model_name=model_name)
-            ).scalar_one()
-        return int(version_id)
+        self._execute(
+            "insert_model_version",
+            run_id=run_id,
+            model_name=model_name,
+            model_dir=str(model_dir),
+            config=_to_json(config),
+            created_at=_now(),
+        )
+        rows = self._execute("select_model_version_id", run_id=run_id, model_name=model_name)
+        return int(rows[0].id)
 
     def model_version(self, version_id: int, split: str = "test") -> ModelVersion | None:
         rows = self._execute("select_model_version", version_id=version_id, split=split)
         return _model_version(rows[0]) if rows else None
 
+    def model_versions_of_run(self, run_id: str, split: str = "test") -> list[ModelVersion]:
+        """The model versions registered by `run_id`, oldest first, with their GAP on `split`."""
+        return [_model_version(row) for row in self._execute("select_model_versions_of_run", run_id=run_id,
+                                                             split=split)]
+
     def record_evaluation(self, version_id: int, split: str, metrics: Mapping[str, Any]) -> None:
-        """Store the metrics of `version_id` on `split`, replacing an earlier evaluation of that split.
+        """Store the metrics of `version_id` on `split`, replacing an earlier evaluation of that split
+        unless the version has a gate decision: a decided version's evaluations stay as they were.
 
         metrics must hold "gap"; "hit_at_one" (or "avg_hit_at_one"), "perr" (or "avg_perr"), "map"
         and "num_videos" fill their columns when present. The whole dict is kept as JSON.
+        Raises ValueError for invalid metrics, or for different metrics of a decided version's split.
         """
-        if "gap" not in metrics:
-            raise KeyError(f"metrics for version {version_id} on {split!r} have no 'gap': {sorted(metrics)}")
+        validate_metrics(metrics, f"of model version {version_id} on {split!r}")
         values: dict[str, Any] = {}
         for column in METRIC_COLUMNS:
             value = metrics.get(column, metrics.get(METRIC_ALTERNATE_NAMES.get(column, ""), None))
             values[column] = None if value is None else (int(value) if column == "num_videos" else float(value))
-        if not math.isfinite(values["gap"]):
-            raise ValueError(f"GAP of version {version_id} on {split!r} is {values['gap']}")
-        self._execute("upsert_evaluation", version_id=version_id, split=split, metrics=_to_json(metrics), **values)
+        document = _to_json(metrics)
+        recorded = self.evaluation(version_id, split)
+        if recorded is not None and self.blessing(version_id) is not None:
+            if recorded == json.loads(document):
+                return
+            raise ValueError(
+                f"model version {version_id} already has a gate decision, so its {split!r} evaluation stays: "
+                f"recorded gap {recorded.get('gap')}, given {values['gap']}"
+            )
+        self._execute("upsert_evaluation", version_id=version_id, split=split, metrics=document, **values)
 
     def evaluation(self, version_id: int, split: str = "test") -> dict[str, Any] | None:
         """The stored metrics dict of `version_id` on `split`, or None."""
@@ -343,28 +337,35 @@ class Catalog:
         """Make the blessed `version_id` the champion, as pushed by `run_id`.
 
         A run pushes at most once: repeating the call for the same run returns the version that run
-        pushed and changes nothing. Raises ValueError if the version was not blessed.
+        pushed and changes nothing. Raises ValueError if the version was not blessed, if the run pushed
+        another version, or if the champion changed since the decision (the decision is then stale).
         """
         blessing = self.blessing(version_id)
         if blessing is None or not blessing.blessed:
             why = "has no gate decision" if blessing is None else f"was not blessed ({blessing.reason})"
             raise ValueError(f"model version {version_id} cannot be promoted: it {why}")
-        with self.engine.begin() as connection:
-            connection.execute(
-                text(_queries()["insert_champion"]),
-                dict(version_id=version_id, run_id=run_id, promoted_at=_now()),
+        pushed = self._execute("select_champion_of_run", run_id=run_id, split=split)
+        if pushed:
+            if int(pushed[0].id) != version_id:
+                raise ValueError(f"model version {version_id} cannot be promoted by run {run_id!r}: that run "
+                                 f"already pushed model version {pushed[0].id}")
+            return _model_version(pushed[0])
+        champion = self.champion(split)
+        current_id = None if champion is None else champion.id
+        if current_id != blessing.champion_version_id:
+            compared = blessing.champion_version_id
+            raise ValueError(
+                f"model version {version_id} cannot be promoted: it was decided against "
+                f"{'no champion' if compared is None else f'champion version {compared}'}, but the champion is "
+                f"{'none' if current_id is None else f'now version {current_id}'} (the decision is stale)"
             )
-            row = connection.execute(text(_queries()["select_champion_of_run"]), dict(run_id=run_id, split=split)).one()
-        return _model_version(row)
+        self._execute("insert_champion", version_id=version_id, run_id=run_id, promoted_at=_now())
+        return _model_version(self._execute("select_champion_of_run", run_id=run_id, split=split)[0])
 
     def champion(self, split: str = "test") -> ModelVersion | None:
         """The most recently pushed model version, with its GAP on `split`, or None."""
         rows = self._execute("select_champion", split=split)
         return _model_version(rows[0]) if rows else None
-
-    def champion_gap(self, split: str = "test") -> float | None:
-        champion = self.champion(split)
-        return None if champion is None else champion.gap
 
     def history(self, split: str = "test", limit: int = 100) -> list[HistoryEntry]:
         """Model versions, newest first, with run status, GAP on `split`, decision and promotion."""
@@ -385,3 +386,164 @@ class Catalog:
             )
             for row in rows
         ]
+
+
+class Catalog:
+    """Catalog over a SQLite file or a PostgreSQL database.
+
+    url: a SQLAlchemy URL (`sqlite:///path.db`, `postgresql+psycopg2://user@host:5432/db`)
+    or a bare SQLite file path. Each method below runs in a transaction of its own; use
+    `transaction()` to run several as one.
+    """
+
+    def __init__(self, url: str):
+        self.url = _normalize_url(url)
+        try:
+            parsed = make_url(self.url)
+        except exc.ArgumentError as error:
+            raise ValueError(f"catalog {_redacted(self.url)}: {_first_line(error)}") from error
+        self.display_url = parsed.render_as_string(hide_password=True)
+        if parsed.get_backend_name() not in IDENTITY_BY_DIALECT:
+            raise ValueError(f"catalog {self.display_url}: unsupported database {parsed.get_backend_name()!r}; "
+                             "use sqlite or postgresql")
+        try:
+            self.engine: Engine = self._create_engine(self.url)
+        except (exc.ArgumentError, ImportError) as error:
+            raise ValueError(f"catalog {self.display_url}: {_first_line(error)}") from error
+        self.dialect = self.engine.dialect.name
+
+    @classmethod
+    def from_env(cls) -> Catalog:
+        """Catalog at $VIDPIPE_CATALOG_URL, else sqlite:///<$VIDPIPE_HOME or ~/.vidpipe>/catalog.db."""
+        return cls(os.environ.get(CATALOG_URL_ENV) or default_catalog_url())
+
+    def _create_engine(self, url: str) -> Engine:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            connect_args = {}
+            if parsed.get_driver_name() == "psycopg2" and "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+            return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        database = parsed.database
+        if database and database != ":memory:":
+            try:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise CatalogUnavailable(f"catalog {self.display_url}: cannot connect ({error})") from error
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _take_over_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            connection.exec_driver_sql(connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN"))
+
+        return engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.display_url!r})"
+
+    def _connect(self) -> Connection:
+        try:
+            return self.engine.connect()
+        except exc.DBAPIError as error:
+            raise CatalogUnavailable(f"catalog {self.display_url}: cannot connect ({_first_line(error)})") from error
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[CatalogTransaction]:
+        """One transaction, committed when the block ends and rolled back when it raises.
+
+        write=True holds the catalog's write lock from the start (SQLite BEGIN IMMEDIATE, PostgreSQL
+        pg_advisory_xact_lock), so everything read inside stays true until the commit.
+        """
+        with self._connect() as connection:
+            if write and self.dialect == "sqlite":
+                connection.execution_options(**{SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            try:
+                transaction = connection.begin()
+                if write and self.dialect == "postgresql":
+                    connection.execute(text(POSTGRES_WRITE_LOCK), {"key": POSTGRES_WRITE_LOCK_KEY})
+            except exc.OperationalError as error:
+                raise CatalogUnavailable(
+                    f"catalog {self.display_url}: cannot lock it for writing ({_first_line(error)})"
+                ) from error
+            with transaction:
+                yield CatalogTransaction(connection)
+
+    def ensure_schema(self) -> None:
+        """Create the catalog tables if they do not exist; safe when several processes do it at once."""
+        with self.transaction() as tx:
+            for statement in schema_statements(self.dialect):
+                tx.connection.execute(text(statement))
+
+    def record_run(self, run_id: str, dag_id: str, params: Mapping[str, Any], status: str) -> None:
+        """Insert a pipeline run, or move an existing run to `status` (its other fields stay)."""
+        with self.transaction() as tx:
+            tx.record_run(run_id, dag_id, params, status)
+
+    def run_status(self, run_id: str) -> str | None:
+        with self.transaction(write=False) as tx:
+            return tx.run_status(run_id)
+
+    def register_model(self, run_id: str, model_name: str, model_dir: str, config: Mapping[str, Any]) -> int:
+        """See CatalogTransaction.register_model."""
+        with self.transaction() as tx:
+            return tx.register_model(run_id, model_name, model_dir, config)
+
+    def model_version(self, version_id: int, split: str = "test") -> ModelVersion | None:
+        with self.transaction(write=False) as tx:
+            return tx.model_version(version_id, split)
+
+    def record_evaluation(self, version_id: int, split: str, metrics: Mapping[str, Any]) -> None:
+        """See CatalogTransaction.record_evaluation."""
+        with self.transaction() as tx:
+            tx.record_evaluation(version_id, split, metrics)
+
+    def evaluation(self, version_id: int, split: str = "test") -> dict[str, Any] | None:
+        """The stored metrics dict of `version_id` on `split`, or None."""
+        with self.transaction(write=False) as tx:
+            return tx.evaluation(version_id, split)
+
+    def record_blessing(
+        self, version_id: int, decision: GateDecision, champion_version_id: int | None = None
+    ) -> Blessing:
+        """See CatalogTransaction.record_blessing."""
+        with self.transaction() as tx:
+            return tx.record_blessing(version_id, decision, champion_version_id)
+
+    def blessing(self, version_id: int) -> Blessing | None:
+        with self.transaction(write=False) as tx:
+            return tx.blessing(version_id)
+
+    def promote(self, version_id: int, run_id: str, split: str = "test") -> ModelVersion:
+        """See CatalogTransaction.promote."""
+        with self.transaction() as tx:
+            return tx.promote(version_id, run_id, split)
+
+    def champion(self, split: str = "test") -> ModelVersion | None:
+        """The most recently pushed model version, with its GAP on `split`, or None."""
+        with self.transaction(write=False) as tx:
+            return tx.champion(split)
+
+    def champion_gap(self, split: str = "test") -> float | None:
+        champion = self.champion(split)
+        return None if champion is None else champion.gap
+
+    def history(self, split: str = "test", limit: int = 100) -> list[HistoryEntry]:
+        """Model versions, newest first, with run status, GAP on `split`, decision and promotion."""
+        with self.transaction(write=False) as tx:
+            return tx.history(split, limit)

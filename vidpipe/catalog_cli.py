@@ -1,4 +1,7 @@
-"""The champion and the model history recorded in the SQL catalog."""
+"""The champion and the model history recorded in the SQL catalog.
+
+An unreachable catalog database is reported in one line (exit status 2), like every catalog command.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from vidpipe.catalog import Catalog
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="vidpipe catalog", description=__doc__)
+    parser = argparse.ArgumentParser(prog="vidpipe catalog", description=__doc__.split("\n\n")[0])
     parser.add_argument("--catalog-url", help="SQLAlchemy URL or SQLite path (default: $VIDPIPE_CATALOG_URL)")
     parser.add_argument("--limit", type=int, default=20, help="model versions to list, newest first")
     args = parser.parse_args(argv)
@@ -18,7 +21,7 @@ def main(argv=None) -> int:
         catalog.ensure_schema()
         champion = catalog.champion()
         report = {
-            "catalog": catalog.engine.url.render_as_string(hide_password=True),
+            "catalog": catalog.display_url,
             "champion": asdict(champion) if champion else None,
             "history": [asdict(entry) for entry in catalog.history(limit=args.limit)],
         }
@@ -27,4 +30,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from vidpipe.process import exit_after_tft
+
+    exit_after_tft(main)

@@ -12,9 +12,43 @@ written in decimal (0.80 - 0.01 = 0.79) passes despite binary floating-point rou
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BOUNDARY_SLACK = 1e-9
+RATE_METRICS = ("gap", "hit_at_one", "avg_hit_at_one", "perr", "avg_perr", "map")
+COUNT_METRICS = ("num_videos",)
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else repr(value)
+
+
+def validate_metrics(metrics: Any, source: str) -> Mapping[str, Any]:
+    """metrics, checked: "gap" present; gap, hit_at_one, perr, map (and the starter's avg_ names) finite
+    numbers in [0, 1] where present; num_videos a count. Raises ValueError naming `source` and the field."""
+    if not isinstance(metrics, Mapping):
+        raise ValueError(  # noqa: TRY004 - bad input is a ValueError for the entry points
+            f"metrics {source}: expected a JSON object of metrics, got {type(metrics).__name__}")
+    if "gap" not in metrics:
+        raise ValueError(f"metrics {source}: no 'gap' field (fields: {sorted(metrics)})")
+    for field in RATE_METRICS:
+        if field not in metrics:
+            continue
+        value = metrics[field]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"metrics {source}: '{field}' is {_describe(value)}, not a number")  # noqa: TRY004
+        if not math.isfinite(float(value)):
+            raise ValueError(f"metrics {source}: '{field}' is {_describe(value)}, not a finite number")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"metrics {source}: '{field}' is {_describe(value)}, outside [0, 1]")
+    for field in COUNT_METRICS:
+        value = metrics.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+            raise ValueError(f"metrics {source}: '{field}' is {_describe(value)}, not a count of videos")
+    return metrics
 
 
 @dataclass(frozen=True)
