@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from models import inputs
 from models.train import EXPORT_DIR, EXPORT_METADATA, LATEST_EXPORT, SERVING_SIGNATURE, record_pattern
+from vidpipe import feature_space
 
 
 def resolve_export_dir(path: str) -> str:
@@ -50,6 +51,11 @@ class ServingFunction:
     def num_classes(self) -> int:
         return int(self.metadata["num_classes"])
 
+    @property
+    def feature_space(self) -> dict | None:
+        """The feature space of the records the model was trained on (None for exports that predate it)."""
+        return self.metadata.get("feature_space")
+
     def __call__(self, serialized: Sequence[bytes] | tf.Tensor) -> dict[str, np.ndarray]:
         outputs = self._signature(serialized=tf.convert_to_tensor(serialized, tf.string))
         return {name: value.numpy() for name, value in outputs.items()}
@@ -60,23 +66,57 @@ def load_serving_fn(export_dir: str) -> ServingFunction:
     return ServingFunction(export_dir)
 
 
+def check_feature_space(serving: ServingFunction, data_dir: str) -> None:
+    """ValueError when the records under ``data_dir`` live in another feature space than the model's."""
+    feature_space.check_same(serving.feature_space, feature_space.read(data_dir),
+                             f"model {serving.export_dir}", f"records {data_dir}")
+
+
+def labels_outside(labels: tf.RaggedTensor, num_classes: int) -> tuple[int, int | None]:
+    """labels [N, (L)] -> (records carrying a label id >= num_classes, the largest such label or None)."""
+    values = labels.flat_values.numpy()
+    outside = values >= num_classes
+    if not outside.any():
+        return 0, None
+    rows = labels.value_rowids().numpy()[outside]
+    return int(np.unique(rows).size), int(values[outside].max())
+
+
 def predict_records(model_dir_or_export: str, data_dir: str, batch_size: int = 256
                     ) -> tuple[list[str], np.ndarray, list[list[int]]]:
     """Predict every record under ``<data_dir>/{frame|video}/`` (the export's level).
 
     Returns (video_ids [N], probabilities [N, C] float32, labels: the records' label lists [N]),
-    in file order (files sorted by name).
+    in file order (files sorted by name, each read in batches of ``batch_size``).
+
+    Refused with a one-line ValueError: records in another feature space than the model's, records with
+    label ids outside the model's classes (their metrics would be wrong), a truncated or corrupt record
+    file or a record that is not of the model's level (both named).
     """
     serving = load_serving_fn(model_dir_or_export)
+    check_feature_space(serving, data_dir)
     files = inputs.record_files(record_pattern(data_dir, serving.level))
-    dataset = tf.data.TFRecordDataset(files).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     video_ids: list[str] = []
     probabilities: list[np.ndarray] = []
     labels: list[list[int]] = []
-    for serialized in dataset:
-        outputs = serving(serialized)
-        video_ids.extend(video_id.decode() for video_id in outputs["video_id"])
-        probabilities.append(outputs["probabilities"])
-        labels.extend(inputs.parse_labels_batch(serialized, serving.level).to_list())
+    outside_records, outside_max = 0, -1
+    for path in files:
+        for serialized in inputs.record_batches(path, batch_size):
+            try:
+                outputs = serving(serialized)
+                batch_labels = inputs.parse_labels_batch(serialized, serving.level)
+            except tf.errors.InvalidArgumentError as error:
+                raise ValueError(f"record file {path}: holds a record that is not a {serving.level}-level record "
+                                 f"({inputs.op_error_text(error)})") from None
+            count, largest = labels_outside(batch_labels, serving.num_classes)
+            if count:
+                outside_records, outside_max = outside_records + count, max(outside_max, largest)
+            video_ids.extend(video_id.decode("utf-8", "backslashreplace") for video_id in outputs["video_id"])
+            probabilities.append(outputs["probabilities"])
+            labels.extend(batch_labels.to_list())
+    if outside_records:
+        raise ValueError(f"records {data_dir}: {outside_records} of {len(video_ids)} records carry label ids "
+                         f">= the model's {serving.num_classes} classes (largest {outside_max}); the model was "
+                         f"trained on another label space, so its metrics on these records would be wrong")
     stacked = np.concatenate(probabilities) if probabilities else np.zeros((0, serving.num_classes), np.float32)
     return video_ids, stacked.astype(np.float32), [[int(label) for label in row] for row in labels]
