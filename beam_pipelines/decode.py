@@ -7,8 +7,12 @@ pipeline can quarantine the file and carry on with the rest.
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
+import math
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 
@@ -49,25 +53,102 @@ def video_id_from_path(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
-def list_videos(input_path: str) -> list[str]:
-    """A directory (its files, sorted) or a glob pattern (every match, sorted) -> paths.
+class VideoListing(list):
+    """The input's ingestible paths, sorted (a plain list of str), plus ``quarantined``: (path, reason) for
+    every other entry the input named, so no input goes unaccounted for."""
 
-    Local paths and any filesystem Beam knows (gs://, s3://, hdfs://) work alike.
+    def __init__(self, paths=(), quarantined=()):
+        super().__init__(paths)
+        self.quarantined: list[tuple[str, str]] = list(quarantined)
+
+
+def list_videos(input_path: str) -> VideoListing:
+    """A directory (its entries, sorted) or a glob pattern (every match, sorted) -> VideoListing.
+
+    Local paths and patterns may be relative to the working directory; they come back absolute. Any
+    filesystem Beam knows (gs://, s3://, hdfs://) works too. Every entry listed is either returned or
+    quarantined with its reason: a directory (inputs are not searched recursively, except by a ``**``
+    pattern), a broken symbolic link or a link loop, a socket, FIFO or device, a hidden file (name starting
+    with '.'), or a file name whose video id breaks schema.video_id_problem (comma, line break, ...).
+    Raises FileNotFoundError when nothing matches, ValueError when nothing listed can be ingested.
     """
+    if is_remote(input_path):
+        entries = _list_remote(input_path)
+    else:
+        entries = _list_local(input_path)
+    if not entries:
+        raise FileNotFoundError(f"--input {input_path!r}: no such directory and the pattern matches no file")
+    listing = VideoListing()
+    for path, problem in sorted(entries, key=lambda entry: entry[0]):
+        problem = problem or _name_problem(path)
+        if problem:
+            listing.quarantined.append((path, problem))
+        else:
+            listing.append(path)
+    if not listing:
+        path, reason = listing.quarantined[0]
+        raise ValueError(f"--input {input_path!r}: none of its {len(entries)} entries can be ingested, "
+                         f"e.g. {path}: {reason}")
+    return listing
+
+
+def _name_problem(path: str) -> str | None:
+    from vidpipe import schema
+
+    if os.path.basename(path).startswith("."):
+        return "hidden file (its name starts with '.'): rename it to ingest it"
+    return schema.video_id_problem(video_id_from_path(path))
+
+
+def _list_local(input_path: str) -> list[tuple[str, str | None]]:
+    """-> [(absolute path, why it is not a regular file or None)] for a directory's entries or a pattern's matches."""
+    path = os.path.expanduser(input_path)
+    if os.path.isdir(path):
+        try:
+            with os.scandir(os.path.abspath(path)) as entries:
+                return [(entry.path, _not_a_file(entry.path)) for entry in entries]
+        except OSError as error:
+            raise ValueError(f"--input {input_path!r}: cannot list the directory: {error.strerror}") from None
+    pattern = path if os.path.isabs(path) else os.path.join(glob.escape(os.getcwd()), path)
+    recursive = "**" in pattern
+    matches = glob.glob(pattern, recursive=recursive, include_hidden=True)
+    listed = []
+    for match in matches:
+        problem = _not_a_file(match)
+        if recursive and problem and os.path.isdir(match):
+            continue
+        listed.append((os.path.normpath(match), problem))
+    return listed
+
+
+def _not_a_file(path: str) -> str | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if not os.path.islink(path):
+            return f"cannot read it: {error.strerror}"
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop: following it never reaches a file"
+        if error.errno == errno.ENOENT:
+            return f"broken symbolic link: its target {os.readlink(path)!r} does not exist"
+        return f"symbolic link to {os.readlink(path)!r}, which cannot be read: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return "a directory, not a video file (directories in the input are not searched)"
+    if not stat.S_ISREG(mode):
+        kind = "socket" if stat.S_ISSOCK(mode) else "FIFO" if stat.S_ISFIFO(mode) else "device"
+        return f"not a regular file (a {kind})"
+    return None
+
+
+def _list_remote(input_path: str) -> list[tuple[str, str | None]]:
     from apache_beam.io.filesystems import FileSystems
 
-    pattern = input_path
-    if os.path.isdir(input_path) or (is_remote(input_path) and input_path.endswith("/")):
-        pattern = FileSystems.join(input_path.rstrip("/"), "*")
+    pattern = FileSystems.join(input_path.rstrip("/"), "*") if input_path.endswith("/") else input_path
     try:
         matches = FileSystems.match([pattern])[0].metadata_list
     except Exception:  # noqa: BLE001 - Beam raises BeamIOError or IOError per filesystem for "nothing there"
         matches = []
-    paths = sorted(m.path for m in matches if not os.path.basename(m.path).startswith(".")
-                   and not (not is_remote(m.path) and os.path.isdir(m.path)))
-    if not paths:
-        raise FileNotFoundError(f"--input {input_path!r}: no such directory and the pattern matches no file")
-    return paths
+    return [(m.path, None) for m in matches]
 
 
 def is_remote(path: str) -> bool:
@@ -142,10 +223,18 @@ def _duration(info: dict, stream: dict) -> float:
     return 0.0
 
 
-def decode_frames(path: str, fps: float = 1.0, max_frames: int = 300, size: int = 299) -> np.ndarray:
-    """Frames sampled at ``fps`` and resized to ``size``x``size`` RGB -> uint8 [T, size, size, 3].
+def frames_in_clip(duration_s: float, fps: float) -> int:
+    """Frames decode_frames yields for a clip of ``duration_s`` seconds before ``max_frames`` applies:
+    ffmpeg's fps filter rounds the clip's length to the nearest frame (0 when the duration is unknown)."""
+    return math.floor(duration_s * fps + 0.5) if duration_s > 0 else 0
 
-    ffmpeg skips packets it cannot decode and goes on; only a file that yields no frame at all fails.
+
+def decode_frames(path: str, fps: float = 1.0, max_frames: int = 300, size: int = 299) -> np.ndarray:
+    """Frames sampled at ``fps`` and resized to ``size``x``size`` RGB -> uint8 [T, size, size, 3], T <= max_frames.
+
+    A clip with more frames (``frames_in_clip(duration, fps) > max_frames``) is cut to its first max_frames;
+    the ingest summary lists such clips. ffmpeg skips packets it cannot decode and goes on; only a file that
+    yields no frame at all fails.
     """
     stream = ffmpeg.input(path, err_detect="ignore_err").video.filter("fps", fps=fps).filter("scale", size, size)
     try:

@@ -17,10 +17,11 @@ import io
 import json
 import logging
 import os
-import sys
+import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
@@ -29,7 +30,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from beam_pipelines import audio, decode, pca
 from beam_pipelines.features import BACKBONES, INCEPTION_V3, RANDOM_INIT_SEED, BackboneConfig
 from beam_pipelines.label_stats import LABEL_STATS_DIR, AnalyzeLabels
-from vidpipe import schema
+from vidpipe import feature_space, outputs, schema
+from vidpipe.cli_args import StageArgumentParser
 
 logger = logging.getLogger(__name__)
 
@@ -200,15 +202,27 @@ def _video_info(element: dict):
     return element["video_id"], info
 
 
-def parse_label_line(line: str) -> tuple[str, list[int]]:
-    """``VideoId,Labels`` CSV row -> (video id, label ids)."""
+def parse_label_line(line: str, labels_path: str | None = None) -> tuple[str, list[int]]:
+    """``VideoId,Labels`` CSV row -> (video id, label ids).
+
+    The id must pass schema.video_id_problem and every label id lie in [0, schema.MAX_CLASSES); a ValueError
+    names the labels file, the row and the reason.
+    """
     video_id, separator, labels = line.strip().partition(",")
+    video_id = video_id.strip()
     try:
         if not separator or not video_id:
             raise ValueError("expected VideoId,Labels")
-        return video_id, [int(label) for label in labels.split()]
+        problem = schema.video_id_problem(video_id)
+        if problem:
+            raise ValueError(problem)
+        label_ids = [int(label) for label in labels.split()]
+        problem = next(filter(None, map(schema.label_id_problem, label_ids)), None)
+        if problem:
+            raise ValueError(problem)
+        return video_id, label_ids
     except ValueError as error:
-        raise ValueError(f"labels file: bad row {line.strip()!r}: {error}") from None
+        raise ValueError(f"{labels_path or 'labels file'}: bad row {line.strip()!r}: {error}") from None
 
 
 def build_records(joined):
@@ -221,6 +235,9 @@ def build_records(joined):
     video_id, groups = joined
     if not groups["info"]:
         return
+    if len(groups["labels"]) > 1:
+        raise ValueError(f"labels file: video id {video_id!r} has {len(groups['labels'])} rows; "
+                         f"give each video one row")
     started = time.perf_counter()
     info = groups["info"][0]
     frames = sorted(groups["frames"], key=lambda pair: pair[0])
@@ -271,7 +288,10 @@ def write_quarantine(rows: list[tuple[str, str]], output_dir: str) -> None:
 
 
 def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: IngestConfig, num_inputs: int) -> dict:
-    """Per-video stats -> the run summary (counts, frames, worker seconds per stage, warnings)."""
+    """Per-video stats -> the run summary (counts, frames, worker seconds per stage, warnings).
+
+    ``truncated_videos`` maps each video cut at --max-frames to its full duration in seconds.
+    """
     frames = sum(s["frames"] for s in stats)
     seconds: dict[str, float] = {}
     for s in stats:
@@ -285,6 +305,12 @@ def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: Ing
     if without_audio:
         warnings.append(f"{len(without_audio)} video(s) have no audio track; their audio features are zeros: "
                         + ", ".join(without_audio[:10]))
+    truncated = {s["video_id"]: round(s["duration_s"], 3) for s in sorted(stats, key=lambda s: s["video_id"])
+                 if decode.frames_in_clip(s["duration_s"], config.fps) > config.max_frames}
+    if truncated:
+        warnings.append(f"{len(truncated)} video(s) longer than {config.max_frames / config.fps:g} s (--max-frames "
+                        f"{config.max_frames} at --fps {config.fps:g}) were cut to their first {config.max_frames} "
+                        f"frames: " + ", ".join(list(truncated)[:10]))
     return {
         "inputs": num_inputs,
         "processed": len(stats),
@@ -292,6 +318,7 @@ def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: Ing
         "frames": frames,
         "labeled_videos": sum(1 for s in stats if s["labels"]),
         "videos_without_audio": without_audio,
+        "truncated_videos": truncated,
         "worker_seconds_per_stage": {k: round(v, 3) for k, v in sorted(seconds.items())},
         "frames_per_video": {s["video_id"]: s["frames"] for s in sorted(stats, key=lambda s: s["video_id"])},
         "config": {
@@ -326,7 +353,7 @@ class Ingest(beam.PTransform):
             labels = (pipeline
                       | "ReadLabels" >> beam.io.ReadFromText(self.labels_path, skip_header_lines=1)
                       | "SkipBlank" >> beam.Filter(str.strip)
-                      | "ParseLabels" >> beam.Map(parse_label_line))
+                      | "ParseLabels" >> beam.Map(parse_label_line, labels_path=self.labels_path))
         else:
             labels = pipeline | "NoLabels" >> beam.Create([])
         infos = videos | "VideoInfo" >> beam.Map(_video_info)
@@ -359,21 +386,25 @@ class Ingest(beam.PTransform):
 
 
 def split_duplicate_ids(paths: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Keeps the first file of each video id; later files with the same id are quarantined."""
+    """Input paths (a decode.VideoListing or a plain list) -> (the first file of each video id, quarantined).
+
+    Quarantined (path, reason) holds the entries the listing set aside, then the later files whose video id
+    an earlier file already has, so that together the two lists account for every input.
+    """
     seen: dict[str, str] = {}
-    unique, duplicates = [], []
+    unique, quarantined = [], list(getattr(paths, "quarantined", ()))
     for path in paths:
         video_id = decode.video_id_from_path(path)
         if video_id in seen:
-            duplicates.append((path, f"duplicate video id {video_id!r}: {seen[video_id]} already has it"))
+            quarantined.append((path, f"duplicate video id {video_id!r}: {seen[video_id]} already has it"))
         else:
             seen[video_id] = path
             unique.append(path)
-    return unique, duplicates
+    return unique, quarantined
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(
+    parser = StageArgumentParser(
         prog="vidpipe ingest",
         description="Turn raw video files into YouTube-8M frame- and video-level TFRecords (Beam + tf.Transform). "
                     "Unknown options go to Beam (e.g. --runner, --direct_num_workers).")
@@ -404,7 +435,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
     backbone = BackboneConfig(name=args.backbone, weights_path=args.backbone_weights, input_size=args.frame_size,
                               batch_size=args.cnn_batch_size)
     try:
-        backbone.resolved_weights_path()
+        backbone.validate_weights()
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
     if args.transform_dir:
@@ -414,27 +445,134 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
         num_shards=args.num_shards, backbone=backbone)
 
 
-def _clear_previous_records(output_dir: str) -> None:
+STAGE = "ingest"
+OUTPUT_NAMES = frozenset({schema.FRAME_DIR, schema.VIDEO_DIR, LABEL_STATS_DIR, pca.TRANSFORM_DIR, QUARANTINE_FILE,
+                          SUMMARY_FILE, feature_space.FEATURE_SPACE_FILE, f".{LABEL_STATS_DIR}.lock"})
+_GLOB_CHARACTERS = "*?["
+
+
+def _static_prefix(pattern: str) -> str:
+    """The folder a glob pattern starts from (the pattern itself when it has no wildcard)."""
+    cut = next((index for index, character in enumerate(pattern) if character in _GLOB_CHARACTERS), None)
+    return pattern if cut is None else os.path.dirname(pattern[:cut]) or "."
+
+
+def _lies_within(path: str, folder: Path) -> bool:
+    resolved = Path(path).expanduser().resolve()
+    return resolved == folder or folder in resolved.parents
+
+
+def check_inputs_outside_output(args: argparse.Namespace, paths: list[str]) -> None:
+    """OutputError naming both when an input lies inside --output, which ingest replaces whole.
+
+    --transform-dir may lie inside it: it is read before the swap and carried into the new output.
+    """
+    named = [("--input", args.input, _static_prefix(args.input))] + [("--input", path, path) for path in paths]
+    named += [(option, value, value) for option, value in (
+        ("--labels", args.labels), ("--pca-dir", args.pca_dir), ("--backbone-weights", args.backbone_weights)) if value]
+    if decode.is_remote(args.output):
+        prefix = args.output.rstrip("/") + "/"
+        inside = [(option, value) for option, value, path in named if (path.rstrip("/") + "/").startswith(prefix)]
+    else:
+        output = Path(args.output).expanduser().resolve()
+        inside = [(option, value) for option, value, path in named
+                  if not decode.is_remote(path) and _lies_within(path, output)]
+    if inside:
+        option, value = inside[0]
+        raise outputs.OutputError(f"{option} {value} lies inside --output {args.output}, which ingest replaces "
+                                  f"whole; choose an output folder outside the inputs")
+
+
+def check_legacy_records(output: Path) -> None:
+    """OutputError when an unmarked output's frame/ or video/ hold anything but record shards and Beam temp folders.
+
+    An output written before ingest marked its outputs counts as ingest's by its entry names; this makes sure
+    a user's own ``video/`` folder of clips is not taken for one.
+    """
+    if not output.is_dir() or outputs.read_marker(output) is not None:
+        return
+    for level in (schema.FRAME_DIR, schema.VIDEO_DIR):
+        folder = output / level
+        if not folder.exists():
+            continue
+        if not folder.is_dir() or folder.is_symlink():
+            raise outputs.OutputError(f"output {output}: {level} is not a folder that vidpipe wrote; "
+                                      f"choose an empty or new folder")
+        foreign = sorted(entry.name for entry in folder.iterdir()
+                         if not (entry.is_file() and entry.name.endswith(schema.RECORD_SUFFIX))
+                         and not (entry.is_dir() and entry.name.startswith("beam-temp-")))
+        if foreign:
+            shown = ", ".join(f"{level}/{name}" for name in foreign[:3])
+            more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            raise outputs.OutputError(f"output {output}: holds files that vidpipe did not write ({shown}{more}); "
+                                      f"choose an empty or new folder")
+
+
+def check_remote_output_unused(output: str) -> None:
+    """A remote output is written in place (no swap, no lock), so it must be new or empty."""
     import tensorflow as tf
 
-    for level in (schema.FRAME_DIR, schema.VIDEO_DIR):
-        for path in tf.io.gfile.glob(os.path.join(output_dir, level, "*")):
-            tf.io.gfile.remove(path)
+    if tf.io.gfile.exists(output) and tf.io.gfile.listdir(output):
+        raise outputs.OutputError(f"output {output}: not empty; a remote output is written in place, so ingest "
+                                  f"only writes into a new or empty folder")
 
 
-def run(argv=None, test_pipeline=None) -> dict:
-    """Runs the ingest pipeline and returns the summary (also written to <output>/summary.json)."""
-    args, beam_args = parse_args(argv)
-    config = config_from_args(args)
-    if config.backbone.random_init:
-        logger.warning(config.backbone.warnings()[0])
-    if args.labels and not decode.is_remote(args.labels):
-        from vidpipe.submission import read_labels
+def _remote_digest_folder(folder: str) -> str:
+    """feature_space.digest_folder for a folder on any filesystem tf.io.gfile knows."""
+    import hashlib
 
-        read_labels(args.labels)  # fails fast with the line number of a bad row; the pipeline reads the file itself
-    paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
-    _clear_previous_records(args.output)
+    import tensorflow as tf
 
+    relative = []
+    for root, _, files in tf.io.gfile.walk(folder):
+        for name in files:
+            relative.append(os.path.relpath(os.path.join(root, name), folder).split(os.sep))
+    digest = hashlib.sha256()
+    for parts in sorted(relative):
+        digest.update("/".join(parts).encode() + b"\0")
+        with tf.io.gfile.GFile(os.path.join(folder, *parts), "rb") as handle:
+            digest.update(handle.read())
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _digest_folder(folder: str) -> str:
+    return _remote_digest_folder(folder) if decode.is_remote(folder) else feature_space.digest_folder(folder)
+
+
+def _weights_digest(backbone: BackboneConfig) -> str:
+    weights = backbone.resolved_weights_path()
+    if weights is None:
+        return f"random-init(seed={RANDOM_INIT_SEED})"
+    if decode.is_remote(weights):
+        import hashlib
+
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(weights, "rb") as handle:
+            return f"sha256:{hashlib.sha256(handle.read()).hexdigest()}"
+    return feature_space.digest_file(weights)
+
+
+def describe_feature_space(config: IngestConfig, output_dir: str) -> dict:
+    """The feature space of the records in ``output_dir``; its PCA is the transform or PCA files they were
+    projected with (the fitted one under ``output_dir`` when the run fitted it)."""
+    pca_folder = config.pca_dir or config.transform_dir or os.path.join(output_dir, pca.TRANSFORM_DIR)
+    return feature_space.describe(
+        backbone=config.backbone.name, weights=_weights_digest(config.backbone),
+        frame_size=config.backbone.input_size, fps=config.fps, max_frames=config.max_frames,
+        audio=audio.EMBEDDING_NAME, pca=_digest_folder(pca_folder))
+
+
+def _read_text(path: str) -> str:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path) as handle:
+        return handle.read()
+
+
+def _run_pipeline(args: argparse.Namespace, beam_args: list[str], config: IngestConfig, paths: list[str],
+                  duplicates: list[tuple[str, str]], output_dir: str, test_pipeline=None) -> dict:
+    """Runs the pipeline writing everything under ``output_dir`` (the staging folder of a local output)."""
     import tensorflow_transform.beam as tft_beam
 
     started = time.perf_counter()
@@ -444,22 +582,52 @@ def run(argv=None, test_pipeline=None) -> dict:
         with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=False):
             _ = (pipeline
                  | "Inputs" >> beam.Create(paths)
-                 | "Ingest" >> Ingest(args.output, config, args.labels, len(paths) + len(duplicates), duplicates))
+                 | "Ingest" >> Ingest(output_dir, config, args.labels, len(paths) + len(duplicates), duplicates))
         result = pipeline.run()
         result.wait_until_finish()
 
-    import tensorflow as tf
-
-    with tf.io.gfile.GFile(os.path.join(args.output, SUMMARY_FILE)) as handle:
-        summary = json.load(handle)
+    summary = json.loads(_read_text(os.path.join(output_dir, SUMMARY_FILE)))
     if not config.transform_dir and not config.pca_dir:
-        pca.write_transform_info(os.path.join(args.output, pca.TRANSFORM_DIR), config.backbone.name,
+        pca.write_transform_info(os.path.join(output_dir, pca.TRANSFORM_DIR), config.backbone.name,
                                  config.backbone.feature_size)
+    space = describe_feature_space(config, output_dir)
+    feature_space.write(output_dir, space)
+    summary["feature_space"] = space["id"]
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     summary["frames_per_second"] = round(summary["frames"] / summary["wall_seconds"], 2) if summary["wall_seconds"] else None
     summary["output"] = args.output
-    _write_text(os.path.join(args.output, SUMMARY_FILE), json.dumps(summary, indent=2))
+    _write_text(os.path.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
     return summary
+
+
+def run(argv=None, test_pipeline=None) -> dict:
+    """Runs the ingest pipeline and returns the summary (also written to <output>/summary.json).
+
+    A local output is built in a staging folder beside it and swapped in whole when the run succeeds; an
+    output that holds files ingest did not write, or that another run is writing, is refused up front.
+    """
+    args, beam_args = parse_args(argv)
+    config = config_from_args(args)
+    if config.backbone.random_init:
+        logger.warning(config.backbone.warnings()[0])
+    if args.labels and not decode.is_remote(args.labels):
+        from vidpipe.submission import read_labels
+
+        read_labels(args.labels)  # fails fast with the line number of a bad row; the pipeline reads the file itself
+    paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
+    check_inputs_outside_output(args, paths)
+    if decode.is_remote(args.output):
+        check_remote_output_unused(args.output)
+        return _run_pipeline(args, beam_args, config, paths, duplicates, args.output, test_pipeline)
+
+    output = Path(args.output).expanduser().absolute()
+    check_legacy_records(output)
+    with outputs.staged_dir(output, STAGE, run=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+                            legacy_names=OUTPUT_NAMES) as staged:
+        if config.transform_dir and not decode.is_remote(config.transform_dir) and _lies_within(
+                config.transform_dir, output.resolve()):
+            shutil.copytree(config.transform_dir, staged / pca.TRANSFORM_DIR)
+        return _run_pipeline(args, beam_args, config, paths, duplicates, str(staged), test_pipeline)
 
 
 def main(argv=None) -> int:

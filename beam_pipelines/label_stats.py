@@ -19,6 +19,7 @@ import apache_beam as beam
 LABEL_STATS_DIR = "label_stats"
 LABEL_COUNTS_FILE = "label_counts.csv"
 LABEL_STATS_FILE = "label_stats.json"
+TRANSFORM_SUBDIR = "transform"
 VOCABULARY_NAME = "labels"
 LABELS_KEY = "labels"
 
@@ -102,7 +103,7 @@ class AnalyzeLabels(beam.PTransform):
         )
         if self.output_dir:
             num_videos = labeled | "CountVideos" >> beam.combiners.Count.Globally()
-            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(os.path.join(self.output_dir, "transform"))
+            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(os.path.join(self.output_dir, TRANSFORM_SUBDIR))
             _ = (
                 rows
                 | "AllRows" >> beam.combiners.ToList()

@@ -7,16 +7,23 @@ Reads ``<data>/video/*.tfrecord`` and writes ``<output or data>/label_stats/`` w
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipelines.label_stats import LABEL_STATS_DIR, LABEL_STATS_FILE, AnalyzeLabels
-from vidpipe import schema
+from beam_pipelines.label_stats import (
+    LABEL_COUNTS_FILE,
+    LABEL_STATS_DIR,
+    LABEL_STATS_FILE,
+    TRANSFORM_SUBDIR,
+    AnalyzeLabels,
+)
+from vidpipe import outputs, schema
+from vidpipe.cli_args import StageArgumentParser
 
 
 def labels_of_video_record(serialized: bytes) -> list[int]:
@@ -44,24 +51,48 @@ class LabelStatsFromRecords(beam.PTransform):
         )
 
 
+STAGE = "label_stats"
+OUTPUT_NAMES = frozenset({LABEL_COUNTS_FILE, LABEL_STATS_FILE, TRANSFORM_SUBDIR})
+
+
+def _analyze(pattern: str, output_dir: str, beam_args: list[str], test_pipeline=None) -> None:
+    import tensorflow_transform.beam as tft_beam
+
+    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args))
+    with tempfile.TemporaryDirectory(prefix="vidpipe-tft-") as temp_dir:
+        with tft_beam.Context(temp_dir=temp_dir):
+            _ = pipeline | "LabelStats" >> LabelStatsFromRecords(pattern, output_dir)
+        pipeline.run().wait_until_finish()
+
+
 def run(argv=None, test_pipeline=None) -> dict:
-    parser = argparse.ArgumentParser(prog="vidpipe label-stats", description=__doc__.split("\n\n")[0])
+    """Writes ``<output or data>/label_stats/`` and returns its label_stats.json.
+
+    A local folder is built aside and swapped in whole; one that holds files this stage did not write, or
+    that another run is writing, is refused.
+    """
+    parser = StageArgumentParser(prog="vidpipe label-stats", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="directory holding video/*.tfrecord")
     parser.add_argument("--output", help="where label_stats/ goes (default: --data)")
     args, beam_args = parser.parse_known_args(argv)
     output_dir = os.path.join(args.output or args.data, LABEL_STATS_DIR)
 
     import tensorflow as tf
-    import tensorflow_transform.beam as tft_beam
 
     pattern = schema.video_record_path_pattern(args.data)
     if not tf.io.gfile.glob(pattern):
-        raise SystemExit(f"--data {args.data}: no video-level records match {pattern}")
-    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args))
-    with tempfile.TemporaryDirectory(prefix="vidpipe-tft-") as temp_dir:
-        with tft_beam.Context(temp_dir=temp_dir):
-            _ = pipeline | "LabelStats" >> LabelStatsFromRecords(pattern, output_dir)
-        pipeline.run().wait_until_finish()
+        raise FileNotFoundError(f"--data {args.data}: no video-level records match {pattern}")
+    if outputs.is_remote(output_dir):
+        _analyze(pattern, output_dir, beam_args, test_pipeline)
+    else:
+        final = Path(output_dir).expanduser().absolute()
+        data = Path(args.data).expanduser().resolve()
+        if data == final.resolve() or final.resolve() in data.parents:
+            raise outputs.OutputError(f"--data {args.data} lies inside the output {final}, which label-stats "
+                                      f"replaces whole; choose another --output")
+        with outputs.staged_dir(final, STAGE, run=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
+                                legacy_names=OUTPUT_NAMES) as staged:
+            _analyze(pattern, str(staged), beam_args, test_pipeline)
     with tf.io.gfile.GFile(os.path.join(output_dir, LABEL_STATS_FILE)) as handle:
         return json.load(handle)
 

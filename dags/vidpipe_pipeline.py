@@ -29,7 +29,10 @@ from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from vidpipe.orchestration import (
+    ParameterError,
     RunPaths,
+    beam_options,
+    checked_path,
     default_work_root,
     read_json,
     run_stage,
@@ -48,24 +51,45 @@ LABELS_FILE = "labels.csv"
 GPU_POOL = os.environ.get("VIDPIPE_GPU_POOL", "gpu")
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("VIDPIPE_RETRY_DELAY_SECONDS", "60")))
 
+def _checked(check, *args):
+    """Runs a parameter check; a refused parameter fails the task without retries."""
+    try:
+        return check(*args)
+    except ParameterError as error:
+        raise AirflowFailException(str(error)) from None
+
+
 def _context() -> tuple[dict, str, RunPaths]:
     """(params, run id, run paths) of the running task."""
     context = get_current_context()
     params = dict(context["params"])
     run_id = context["run_id"]
-    return params, run_id, RunPaths(params.get("work_root") or default_work_root(), run_id)
+    work_root = _checked(checked_path, params["work_root"], "work_root") if params.get("work_root") else None
+    return params, run_id, RunPaths(str(work_root or default_work_root()), run_id)
 
 
 def _corpus(params: dict) -> Path:
-    corpus = Path(str(params["corpus_dir"])).expanduser().resolve()
-    if not corpus.is_dir():
-        raise AirflowFailException(f"corpus_dir {str(corpus)!r} is not a directory")
-    return corpus
+    return _checked(checked_path, params["corpus_dir"], "corpus_dir", "dir")
+
+
+def _beam_options(params: dict) -> list[str]:
+    return _checked(beam_options, params.get("beam_options"))
+
+
+def _write_text(path: Path, text: str) -> None:
+    """A run output of the DAG's own (gate.json, run.json), replaced atomically."""
+    from vidpipe.outputs import write_text_atomically
+
+    write_text_atomically(path, text, "dag")
 
 
 def _ingest(split: str, labeled: bool) -> dict:
     params, _, paths = _context()
     corpus = _corpus(params)
+    extra_options = _beam_options(params)
+    weights = None
+    if params.get("backbone_weights"):
+        weights = _checked(checked_path, params["backbone_weights"], "backbone_weights", "file")
     source = corpus / split
     if not source.is_dir():
         if split == UNLABELED_SPLIT:
@@ -83,9 +107,9 @@ def _ingest(split: str, labeled: bool) -> dict:
         arguments += ["--labels", str(labels)]
     if split != "train":
         arguments += ["--transform-dir", str(paths.transform_dir)]
-    if params.get("backbone_weights"):
-        arguments += ["--backbone-weights", str(params["backbone_weights"])]
-    report = run_stage(f"ingest {split}", "beam_pipelines.ingest", arguments + string_list(params["beam_options"]))
+    if weights is not None:
+        arguments += ["--backbone-weights", str(weights)]
+    report = run_stage(f"ingest {split}", "beam_pipelines.ingest", arguments + extra_options)
     return {"split": split, "data": str(paths.data(split)), **scalars(report)}
 
 
@@ -120,7 +144,7 @@ def _write_manifest(paths: RunPaths, run_id: str, params: dict, **outputs: objec
         "written_at": datetime.now(UTC).isoformat(),
         **outputs,
     }
-    paths.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    _write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
 
 DOC_MD = __doc__
@@ -173,8 +197,10 @@ with DAG(
                         "warning), EfficientNet-Lite0 uses its packaged ImageNet weights."),
         "beam_options": Param(
             [], type=["array", "string"], items={"type": "string"}, title="Beam options",
-            description="Extra Beam pipeline options for ingest, label_stats and batch_predict, "
-                        "e.g. --direct_num_workers=2 --direct_running_mode=multi_processing."),
+            description="Extra Beam pipeline options for ingest, label_stats and batch_predict, each --name=value "
+                        "or --name, e.g. --direct_num_workers=2 --direct_running_mode=multi_processing. Only "
+                        "options that tune the runner are accepted (vidpipe.orchestration.BEAM_OPTION_VALUES); "
+                        "stage options such as --output are refused."),
         "top_k": Param(20, type="integer", minimum=1, title="Top k",
                        description="Predictions per video in metrics and in the submission."),
     },
@@ -203,7 +229,7 @@ with DAG(
         """Label vocabulary and class weights of the training records; warns of labels unseen in training."""
         params, _, paths = _context()
         report = run_stage("label_stats", "beam_pipelines.label_stats_pipeline",
-                           ["--data", str(paths.data("train"))] + string_list(params["beam_options"]))
+                           ["--data", str(paths.data("train"))] + _beam_options(params))
         train_labels = _labels_in(paths.data("train"))
         unseen = {split: sorted(_labels_in(paths.data(split)) - train_labels) for split in ("validate", "test")}
         for split, labels in unseen.items():
@@ -240,7 +266,7 @@ with DAG(
                               "--params", json.dumps(params, sort_keys=True, default=str)])
         if "blessed" not in decision:
             raise RuntimeError(f"gate printed no decision: {decision}")
-        paths.gate_decision.write_text(json.dumps(decision, indent=2, sort_keys=True))
+        _write_text(paths.gate_decision, json.dumps(decision, indent=2, sort_keys=True))
         _write_manifest(paths, run_id, params, predicted_split=None, submission=None)
         log.info("gate: %s", decision.get("reason"))
         return scalars(decision)
@@ -260,7 +286,7 @@ with DAG(
         report = run_stage("batch_predict", "beam_pipelines.predict",
                            ["--data", str(paths.data(split)), "--model-dir", str(paths.model_dir),
                             "--output", str(paths.submission), "--top-k", str(params["top_k"])]
-                           + string_list(params["beam_options"]))
+                           + _beam_options(params))
         _write_manifest(paths, run_id, params, predicted_split=split, submission=str(paths.submission))
         return {"submission": str(paths.submission), "split": split, **scalars(report)}
 

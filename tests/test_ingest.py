@@ -222,6 +222,16 @@ def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_c
     np.testing.assert_allclose(reused_rgb, first_rgb, atol=4 / 255 + 1e-6)
     assert np.mean(reused_rgb == first_rgb) > 0.95
 
+    from vidpipe import feature_space
+
+    space = feature_space.read(str(output))
+    assert {key: value for key, value in space.items() if key != "id"} == {
+        "backbone": "inception_v3", "weights": "random-init(seed=20160927)", "frame_size": TEST_FRAME_SIZE,
+        "fps": 1.0, "max_frames": schema.MAX_FRAMES, "audio": audio.EMBEDDING_NAME,
+        "pca": feature_space.digest_folder(output / pca.TRANSFORM_DIR)}
+    assert summary["feature_space"] == space["id"]
+    assert feature_space.read(str(again)) == space
+
 
 def test_cli_names_the_bad_labels_line_and_exits_2(clips_dir, tmp_path):
     import subprocess
@@ -245,3 +255,155 @@ def test_label_rows_and_input_listing(clips_dir):
     assert decode.list_videos(clips_dir) == decode.list_videos(os.path.join(clips_dir, "*.mp4"))
     with pytest.raises(FileNotFoundError, match="matches no file"):
         decode.list_videos(os.path.join(clips_dir, "*.mkv"))
+
+
+# --- output safety: ingest owns its output folder, builds it aside and swaps it in whole ---
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_RUN = ["--frame-size", str(TEST_FRAME_SIZE), "--max-frames", "3"]
+
+
+def _tree_bytes(folder) -> dict[str, bytes]:
+    """Every file below ``folder`` (hidden ones included) -> its bytes."""
+    return {os.path.relpath(os.path.join(root, name), folder): open(os.path.join(root, name), "rb").read()
+            for root, _, names in os.walk(folder) for name in names}
+
+
+def _stage_environment() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get("PYTHONPATH")])),
+                TF_CPP_MIN_LOG_LEVEL="3")
+
+
+@pytest.fixture(scope="module")
+def first_ingest(tmp_path_factory, clips_dir):
+    """One real ingest of the three clips (3 shards per level) into <root>/out."""
+    root = tmp_path_factory.mktemp("rerun")
+    inputs = root / "inputs"
+    shutil.copytree(clips_dir, inputs)
+    labels = root / "labels.csv"
+    labels.write_text("VideoId,Labels\nbars,0 4\nfractal,1\ncells,2 5\n")
+    output = root / "out"
+    summary = ingest.run(["--input", str(inputs), "--output", str(output), "--labels", str(labels),
+                          "--num-shards", "3", *SMALL_RUN])
+    return {"root": root, "inputs": inputs, "labels": labels, "output": output, "summary": summary}
+
+
+def test_killed_and_concurrent_runs_keep_the_previous_output_and_a_rerun_replaces_it_whole(first_ingest):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vidpipe import feature_space, outputs
+
+    root, output = first_ingest["root"], first_ingest["output"]
+    before = _tree_bytes(output)
+    assert len(tf.io.gfile.glob(str(output / "frame" / "*"))) == 3
+    first_space = json.loads((output / "feature_space.json").read_text())
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "beam_pipelines.ingest", "--input", str(first_ingest["inputs"]), "--output",
+         str(output), "--labels", str(first_ingest["labels"]), *SMALL_RUN],
+        cwd=REPO_ROOT, env=_stage_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not any(".out.tmp-" in p.name for p in root.iterdir()):
+            assert victim.poll() is None and time.monotonic() < deadline, "the run never created its staging folder"
+            time.sleep(0.05)
+        os.kill(victim.pid, signal.SIGSTOP)
+        with pytest.raises(outputs.OutputError, match=rf"another run is writing it \(ingest .*pid {victim.pid}\b"):
+            ingest.run(["--input", str(first_ingest["inputs"]), "--output", str(output), *SMALL_RUN])
+    finally:
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(30)
+    assert _tree_bytes(output) == before
+    assert any(".out.tmp-" in p.name for p in root.iterdir())
+
+    summary = ingest.run(["--input", str(first_ingest["inputs"] / "[bc]*.mp4"), "--output", str(output),
+                          "--labels", str(first_ingest["labels"]), "--num-shards", "1",
+                          "--transform-dir", str(output / pca.TRANSFORM_DIR), *SMALL_RUN])
+
+    frames, videos = _read_records(str(output))
+    assert set(frames) == set(videos) == {"bars", "cells"} and summary["processed"] == 2
+    assert sorted(os.listdir(output / "frame")) == sorted(os.listdir(output / "video")) == [
+        "part-00000-of-00001.tfrecord"]
+    assert json.loads((output / "label_stats" / "label_stats.json").read_text()) == {
+        "num_videos": 2, "num_classes": 4, "max_label": 5, "num_label_occurrences": 4}
+    assert (output / "quarantine.csv").read_text() == "path,reason\n"
+    assert _tree_bytes(output / pca.TRANSFORM_DIR) == {
+        name[len(pca.TRANSFORM_DIR) + 1:]: data for name, data in before.items() if name.startswith(pca.TRANSFORM_DIR)}
+    space = json.loads((output / "feature_space.json").read_text())
+    assert space == first_space and summary["feature_space"] == first_space["id"]
+    assert space["pca"] == feature_space.digest_folder(output / pca.TRANSFORM_DIR)
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".out")) == [".out.lock"]
+
+
+def test_ingest_refuses_an_output_that_holds_its_inputs_and_keeps_every_file(clips_dir, tmp_path):
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpusX"
+    shutil.copytree(clips_dir, corpus / "video")
+    before = _tree_bytes(corpus)
+    result = subprocess.run([sys.executable, "-m", "vidpipe.cli", "ingest", "--input", str(corpus / "video"),
+                             "--output", str(corpus), *SMALL_RUN],
+                            cwd=REPO_ROOT, env=_stage_environment(), capture_output=True, text=True, timeout=300,
+                            check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("vidpipe: error:")]
+    assert result.returncode == 2, result.stderr
+    assert errors == [(f"vidpipe: error: --input {corpus / 'video'} lies inside --output {corpus}, which ingest "
+                       f"replaces whole; choose an output folder outside the inputs")]
+    assert "Traceback" not in result.stderr
+    assert _tree_bytes(corpus) == before and sorted(os.listdir(tmp_path)) == ["corpusX"]
+
+    with pytest.raises(ValueError, match=r"--input \S+/video/b\*\.mp4 lies inside --output \S+/video, "):
+        ingest.run(["--input", str(corpus / "video" / "b*.mp4"), "--output", str(corpus / "video"), *SMALL_RUN])
+    labels = corpus / "labels.csv"
+    labels.write_text("VideoId,Labels\nbars,1\n")
+    with pytest.raises(ValueError, match=r"--labels .*labels.csv lies inside --output"):
+        ingest.run(["--input", clips_dir, "--output", str(corpus), "--labels", str(labels), *SMALL_RUN])
+    assert not any(name.startswith(".") for name in os.listdir(tmp_path))
+
+
+def test_ingest_never_replaces_a_folder_of_someone_else_s_files(clips_dir, tmp_path):
+    from vidpipe import outputs
+
+    only_videos = tmp_path / "only_videos"
+    shutil.copytree(clips_dir, only_videos / "video")
+    mixed = tmp_path / "mixed"
+    (mixed / "frame").mkdir(parents=True)
+    (mixed / "holiday.mp4").write_bytes(b"precious")
+    before = _tree_bytes(tmp_path)
+    with pytest.raises(outputs.OutputError, match=r"only_videos: holds files that vidpipe did not write "
+                                                  r"\(video/bars.mp4, video/cells.mp4, video/fractal.mp4\)"):
+        ingest.run(["--input", clips_dir, "--output", str(only_videos), *SMALL_RUN])
+    with pytest.raises(outputs.OutputError, match=r"mixed: holds files that vidpipe did not write \(holiday.mp4\)"):
+        ingest.run(["--input", clips_dir, "--output", str(mixed), *SMALL_RUN])
+    assert _tree_bytes(tmp_path) == before
+
+
+def test_label_stats_replaces_its_folder_whole_and_never_a_foreign_one(first_ingest, tmp_path):
+    from beam_pipelines import label_stats_pipeline
+    from vidpipe import outputs
+
+    data = first_ingest["output"]
+    expected = json.loads((data / "label_stats" / "label_stats.json").read_text())
+    stale = tmp_path / "stats" / "label_stats"
+    (stale / "transform" / "old_run").mkdir(parents=True)
+    (stale / "label_stats.json").write_text('{"num_classes": 999}')
+    stats = label_stats_pipeline.run(["--data", str(data), "--output", str(tmp_path / "stats")])
+    assert stats == expected == json.loads((stale / "label_stats.json").read_text())
+    assert not (stale / "transform" / "old_run").exists() and (stale / "transform" / "transform_fn").is_dir()
+    assert outputs.read_marker(stale)["stage"] == "label_stats"
+    assert (stale / "label_counts.csv").read_text() == (data / "label_stats" / "label_counts.csv").read_text()
+
+    foreign = tmp_path / "mine" / "label_stats"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(outputs.OutputError, match=r"holds files that vidpipe did not write \(notes.txt\)"):
+        label_stats_pipeline.run(["--data", str(data), "--output", str(tmp_path / "mine")])
+    assert (foreign / "notes.txt").read_text() == "mine" and sorted(os.listdir(foreign)) == ["notes.txt"]
+    nested = tmp_path / "nested" / "label_stats"
+    shutil.copytree(data / "video", nested / "video")
+    with pytest.raises(outputs.OutputError, match=r"--data \S+/nested/label_stats lies inside the output"):
+        label_stats_pipeline.run(["--data", str(nested), "--output", str(nested.parent)])
+    assert sorted(os.listdir(nested)) == ["video"]

@@ -161,6 +161,8 @@ def staged_dir(final: str | os.PathLike, stage: str, *, run: str | None = None,
     run holds it.
     """
     final = Path(final).expanduser().absolute()
+    legacy_names = frozenset(legacy_names)
+    check_owned(final, stage, legacy_names)  # refuses a foreign output before the lock file is created beside it
     with output_lock(final, stage, run):
         _recover(final)
         check_owned(final, stage, legacy_names)
