@@ -7,6 +7,10 @@ own config dataclass, the input pipeline config and the training config::
     cfg = apply_overrides(cfg, ["model.video_level.num_mixtures=4", "train.batch_size=64"])
     cfg.save("config.json"); ExperimentConfig.load("config.json") == cfg
 
+Numeric fields declare their allowed range with :func:`bounded`; a value outside it raises a one-line
+ConfigError naming the dotted key, the range and the value (``train.max_steps must be >= 1, got -5``)
+when the config is built, loaded or overridden, before any training starts.
+
 Fields whose config class depends on a sibling name (``ExperimentConfig.model`` on ``model_name``,
 ``DbofConfig.video_level`` on ``video_level_model``) are declared with :func:`model_config_field`;
 :meth:`Config.from_dict` looks the class up in the registry by that name.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,10 +30,60 @@ from typing import Any, Literal, Optional, Sequence, TypeVar, Union
 ConfigT = TypeVar("ConfigT", bound="Config")
 
 _CONFIG_FOR = "config_for"
+_BOUNDS = "bounds"
+MAX_NUM_CLASSES = 2**31 - 1  # class ids are int32 inside the models
 
 
 class ConfigError(ValueError):
     """A config value or key that does not fit the schema."""
+
+
+class _OutOfRange(ConfigError):
+    """A field's value outside its bounds; Config.from_dict re-raises it under the field's dotted key."""
+
+    def __init__(self, name: str, requirement: str, prefix: str):
+        self.name = name
+        self.requirement = requirement
+        super().__init__(f"{prefix}{name} {requirement}")
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An allowed numeric range: lower and/or upper limit, each inclusive or exclusive."""
+
+    low: float | None = None
+    low_inclusive: bool = True
+    high: float | None = None
+    high_inclusive: bool = True
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"in {'[' if self.low_inclusive else '('}{self.low}, "
+                    f"{self.high}{']' if self.high_inclusive else ')'}")
+        if self.low is not None:
+            return f"{'>=' if self.low_inclusive else '>'} {self.low}"
+        return f"{'<=' if self.high_inclusive else '<'} {self.high}"
+
+    def problem(self, value: Any) -> str | None:
+        """None when ``value`` is a finite number in range, else "must be ..., got ..."."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number {self.describe()}, got {value!r}"
+        fits = math.isfinite(value)
+        if fits and self.low is not None:
+            fits = value >= self.low if self.low_inclusive else value > self.low
+        if fits and self.high is not None:
+            fits = value <= self.high if self.high_inclusive else value < self.high
+        return None if fits else f"must be {self.describe()}, got {value!r}"
+
+
+def bounded(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None) -> Any:
+    """A numeric field with its allowed range (None values of Optional fields are not checked)."""
+    if ge is not None and gt is not None or le is not None and lt is not None:
+        raise TypeError("give at most one lower (ge/gt) and one upper (le/lt) bound")
+    bounds = Bounds(low=ge if gt is None else gt, low_inclusive=gt is None,
+                    high=le if lt is None else lt, high_inclusive=lt is None)
+    return field(default=default, metadata={_BOUNDS: bounds})
 
 
 def model_config_field(name_field: str, default_factory) -> Any:
@@ -139,12 +194,37 @@ def _check_literal(tp: Any, value: Any, path: str) -> None:
 
 @dataclass
 class Config:
-    """Base of all configs: JSON round trip and checks of ``Literal`` fields on construction."""
+    """Base of all configs: JSON round trip, checks of ``Literal`` and :func:`bounded` fields on construction.
+
+    ``_section`` is the dotted prefix that out-of-range messages use for a directly constructed config;
+    built from a dict (load, overrides), the messages name the exact dotted key.
+    """
+
+    _section = ""
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
             _check_literal(hints[f.name], getattr(self, f.name), f"{type(self).__name__}.{f.name}")
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        prefix = f"{self._section}." if self._section else ""
+        for f in dataclasses.fields(self):
+            bounds = f.metadata.get(_BOUNDS)
+            value = getattr(self, f.name)
+            if bounds is not None and value is not None:
+                problem = bounds.problem(value)
+                if problem:
+                    raise _OutOfRange(f.name, problem, prefix)
+
+    def validate(self) -> None:
+        """Check every bounded field again, nested configs included (for configs changed after construction)."""
+        self._check_bounds()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Config):
+                value.validate()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (tuples become lists)."""
@@ -173,6 +253,9 @@ class Config:
                 kwargs[name] = _coerce(hints[name], data[name], path)
         try:
             return cls(**kwargs)
+        except _OutOfRange as err:
+            raise ConfigError(f"{_path}.{err.name} {err.requirement}" if _path else
+                              f"{err.name} {err.requirement}") from None
         except ConfigError:
             raise
         except (TypeError, ValueError) as err:
@@ -197,6 +280,8 @@ class Config:
 class ModelConfig(Config):
     """Base of the per-model configs held in :data:`models.registry.MODELS`."""
 
+    _section = "model"
+
 
 @dataclass
 class InputConfig(Config):
@@ -209,13 +294,15 @@ class InputConfig(Config):
       ``num_sampled_frames`` frames drawn uniformly (with replacement) from its true frames.
     """
 
+    _section = "input"
+
     level: Optional[Literal["frame", "video"]] = None
     feature_names: tuple[str, ...] = ("rgb", "audio")
-    max_frames: int = 300
-    batch_size: int = 256
-    shuffle_buffer: int = 1024
+    max_frames: int = bounded(300, ge=1)
+    batch_size: int = bounded(256, ge=1)
+    shuffle_buffer: int = bounded(1024, ge=0)
     sample_random_frames: bool = False
-    num_sampled_frames: int = 30
+    num_sampled_frames: int = bounded(30, ge=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -224,9 +311,6 @@ class InputConfig(Config):
         known = [spec.name for spec in schema.FEATURES]
         if not self.feature_names or any(name not in known for name in self.feature_names):
             raise ConfigError(f"InputConfig.feature_names: {list(self.feature_names)} must be a non-empty subset of {known}")
-        for name in ("max_frames", "batch_size", "num_sampled_frames"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"InputConfig.{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass
@@ -235,45 +319,55 @@ class TrainConfig(Config):
 
     lr = base_learning_rate * learning_rate_decay ** floor(examples / learning_rate_decay_examples).
     The loss is label loss + regularization_penalty * sum of the models' L2 terms.
-    mixed_precision "auto" means mixed_float16 when a GPU is visible.
+    clip_gradient_norm 0 turns clipping off. mixed_precision "auto" means mixed_float16 when a GPU is visible.
+    deterministic: the same seed and data give the same batches in the same order (ordered tf.data
+      pipeline, seeded shuffles, stateless frame sampling), so a CPU run is reproducible bit for bit;
+      false lets tf.data hand out records as they are ready.
+    op_determinism: also turn on TensorFlow's deterministic kernels (tf.config.experimental.
+      enable_op_determinism), which GPU runs need to be bit-reproducible. It holds for the rest of the
+      process and makes tf.data run its parse functions serially (they hold a stateful label check).
     """
 
-    base_learning_rate: float = 0.01
-    learning_rate_decay: float = 0.95
-    learning_rate_decay_examples: int = 4_000_000
-    clip_gradient_norm: float = 1.0
-    regularization_penalty: float = 1.0
-    num_epochs: int = 5
-    max_steps: Optional[int] = None
-    checkpoint_every_steps: int = 1000
-    keep_checkpoints: int = 3
-    log_every_steps: int = 50
+    _section = "train"
+
+    base_learning_rate: float = bounded(0.01, gt=0)
+    learning_rate_decay: float = bounded(0.95, gt=0, le=1)
+    learning_rate_decay_examples: int = bounded(4_000_000, ge=1)
+    clip_gradient_norm: float = bounded(1.0, ge=0)
+    regularization_penalty: float = bounded(1.0, ge=0)
+    num_epochs: int = bounded(5, ge=1)
+    max_steps: Optional[int] = bounded(None, ge=1)
+    checkpoint_every_steps: int = bounded(1000, ge=1)
+    keep_checkpoints: int = bounded(3, ge=1)
+    log_every_steps: int = bounded(50, ge=1)
     class_weighted_loss: bool = False
-    class_weight_power: float = 1.0
+    class_weight_power: float = bounded(1.0, ge=0)
     mixed_precision: Literal["auto", "on", "off"] = "auto"
-    seed: int = 42
+    seed: int = bounded(42, ge=0, le=2**32 - 1)
+    deterministic: bool = True
+    op_determinism: bool = False
 
 
 @dataclass
 class LogisticConfig(ModelConfig):
     """Video level: one sigmoid layer over the concatenated mean features."""
 
-    l2_penalty: float = 1e-8
+    l2_penalty: float = bounded(1e-8, ge=0)
 
 
 @dataclass
 class MoeConfig(ModelConfig):
     """Video level: per-class softmax gate over ``num_mixtures`` sigmoid experts plus a dummy expert."""
 
-    num_mixtures: int = 2
-    l2_penalty: float = 1e-6
+    num_mixtures: int = bounded(2, ge=1)
+    l2_penalty: float = bounded(1e-6, ge=0)
 
 
 @dataclass
 class FrameLevelLogisticConfig(ModelConfig):
     """Frame level: mean over the true frames, then one sigmoid layer."""
 
-    l2_penalty: float = 1e-8
+    l2_penalty: float = bounded(1e-8, ge=0)
 
 
 @dataclass
@@ -286,11 +380,11 @@ class DbofConfig(ModelConfig):
       ``video_level`` is that model's config.
     """
 
-    cluster_size: int = 8192
-    hidden_size: int = 1024
+    cluster_size: int = bounded(8192, ge=1)
+    hidden_size: int = bounded(1024, ge=1)
     add_batch_norm: bool = True
     sample_random_frames: bool = True
-    num_sampled_frames: int = 30
+    num_sampled_frames: int = bounded(30, ge=1)
     pooling: Literal["max", "average"] = "max"
     video_level_model: str = "moe"
     video_level: ModelConfig = model_config_field("video_level_model", MoeConfig)
@@ -301,8 +395,8 @@ class RnnConfig(ModelConfig):
     """Frame level stacked LSTM/GRU masked by num_frames; the top layer's last output feeds the head."""
 
     cell: Literal["lstm", "gru"] = "lstm"
-    units: int = 1024
-    layers: int = 2
+    units: int = bounded(1024, ge=1)
+    layers: int = bounded(2, ge=1)
     bidirectional: bool = False
     video_level_model: str = "moe"
     video_level: ModelConfig = model_config_field("video_level_model", MoeConfig)
@@ -316,7 +410,7 @@ class ExperimentConfig(Config):
     model: ModelConfig = model_config_field("model_name", MoeConfig)
     input: InputConfig = field(default_factory=InputConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    num_classes: Optional[int] = None
+    num_classes: Optional[int] = bounded(None, ge=1, le=MAX_NUM_CLASSES)
 
 
 def _paths_ending_with(data: dict[str, Any], name: str, prefix: str = "") -> list[str]:

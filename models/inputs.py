@@ -15,7 +15,10 @@ The same per-record parsing serves the exported SavedModel (:func:`parse_seriali
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+import contextlib
+import random
+from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import tensorflow as tf
 
@@ -34,6 +37,52 @@ def record_files(file_pattern: str) -> list[str]:
     return files
 
 
+def op_error_text(error: tf.errors.OpError) -> str:
+    """TensorFlow's error message on one line, without its function-node prefix and op suffix."""
+    text = " ".join(str(error.message).split())
+    if text.startswith("{{function_node"):
+        text = text.split("}}", 1)[-1].strip()
+    return text.split(" [Op:", 1)[0].strip()
+
+
+def unreadable_file_error(path: str, error: tf.errors.OpError) -> ValueError:
+    """A one-line ValueError naming the record file ``path`` that failed to read (truncated or corrupt)."""
+    return ValueError(f"record file {path}: truncated or corrupt TFRecord file ({op_error_text(error)})")
+
+
+def record_batches(path: str, batch_size: int) -> Iterator[tf.Tensor]:
+    """The serialized records of one TFRecord file in batches [<= batch_size] string, in file order.
+
+    A truncated or corrupt file raises ValueError naming it, after the batches read before the damage.
+    """
+    batches = tf.data.TFRecordDataset(path).batch(batch_size).prefetch(1)
+    try:
+        yield from batches
+    except tf.errors.DataLossError as error:
+        raise unreadable_file_error(path, error) from None
+
+
+def find_unreadable_file(files: Sequence[str]) -> ValueError | None:
+    """Reads ``files`` one at a time (lengths only): the error naming the first that fails, or None."""
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+        except tf.errors.DataLossError as error:
+            return unreadable_file_error(path, error)
+    return None
+
+
+@contextlib.contextmanager
+def naming_unreadable_file(files: Sequence[str]) -> Iterator[None]:
+    """Turns a DataLossError raised in the block while reading ``files`` (e.g. iterating :func:`make_dataset`)
+    into a one-line ValueError naming the truncated or corrupt file, found by re-reading them one at a time."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        raise (find_unreadable_file(files) or ValueError(
+            f"reading {len(files)} record files: truncated or corrupt TFRecord ({op_error_text(error)})")) from None
+
+
 def pad_or_truncate(frames: tf.Tensor, max_frames: int) -> tuple[tf.Tensor, tf.Tensor]:
     """frames [T, D] -> ([max_frames, D] zero padded or cut, num_frames = min(T, max_frames) int32)."""
     num_frames = tf.minimum(tf.shape(frames)[0], max_frames)
@@ -43,9 +92,12 @@ def pad_or_truncate(frames: tf.Tensor, max_frames: int) -> tuple[tf.Tensor, tf.T
     return padded, num_frames
 
 
-def sample_frame_indices(num_frames: tf.Tensor, num_samples: int, seed: int | None = None) -> tf.Tensor:
-    """[num_samples] int32 indices drawn uniformly with replacement from [0, num_frames) (0 if none)."""
-    uniform = tf.random.uniform([num_samples], seed=seed)
+def sample_frame_indices(num_frames: tf.Tensor, num_samples: int, seed: tf.Tensor) -> tf.Tensor:
+    """[num_samples] int32 indices drawn uniformly with replacement from [0, num_frames) (0 if none).
+
+    ``seed`` is a stateless seed, int64 [2]: the same seed draws the same indices.
+    """
+    uniform = tf.random.stateless_uniform([num_samples], seed=seed)
     indices = tf.cast(uniform * tf.cast(num_frames, tf.float32), tf.int32)
     return tf.minimum(indices, tf.maximum(num_frames - 1, 0))
 
@@ -81,11 +133,12 @@ def multi_hot_batch(labels: tf.SparseTensor, num_classes: int) -> tf.Tensor:
 
 
 def frame_features(serialized: tf.Tensor, feature_names: Sequence[str], max_frames: int,
-                   sample_frames: int | None = None) -> dict[str, tf.Tensor]:
+                   sample_frames: int | None = None, sample_seed: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """One serialized SequenceExample -> {video_id, labels [L], <name> [T, D], num_frames}.
 
     T is ``max_frames`` (padded/truncated), or ``sample_frames`` frames drawn from the true
-    frames when given (num_frames then becomes ``sample_frames``, or 0 for an empty video).
+    frames when given (num_frames then becomes ``sample_frames``, or 0 for an empty video), with
+    the stateless ``sample_seed`` (int64 [2]).
     """
     parsed = records.parse_frame_example(serialized)
     features = {VIDEO_ID: parsed[schema.VIDEO_ID], "labels": parsed[schema.LABELS]}
@@ -95,7 +148,9 @@ def frame_features(serialized: tf.Tensor, feature_names: Sequence[str], max_fram
         features[name] = padded
         num_frames = count if num_frames is None else tf.minimum(num_frames, count)
     if sample_frames:
-        indices = sample_frame_indices(num_frames, sample_frames)
+        if sample_seed is None:
+            raise ValueError("frame_features: sample_frames needs a sample_seed")
+        indices = sample_frame_indices(num_frames, sample_frames, sample_seed)
         for name in feature_names:
             features[name] = tf.gather(features[name], indices)
         num_frames = tf.where(num_frames > 0, sample_frames, 0)
@@ -147,17 +202,24 @@ def parse_labels_batch(serialized: tf.Tensor, level: str) -> tf.RaggedTensor:
 
 
 def make_dataset(file_pattern: str, input_cfg: InputConfig, num_classes: int, training: bool, *,
-                 seed: int | None = None, out_of_range_labels: OutOfRange = "raise") -> tf.data.Dataset:
+                 seed: int | None = None, deterministic: bool = True,
+                 out_of_range_labels: OutOfRange = "raise") -> tf.data.Dataset:
     """Records matching ``file_pattern`` -> batches of (features dict, labels [B, C] float32).
 
     Training shuffles the file order and the records (``input_cfg.shuffle_buffer`` serialized
-    records, before parsing), reads files in a non-deterministic parallel interleave and, for frame
-    level with ``sample_random_frames``, samples frames. Evaluation keeps a fixed order.
+    records, before parsing) with ``seed`` and, for frame level with ``sample_random_frames``,
+    samples frames with a stateless seed derived from ``seed`` and the record's position. Files are
+    read in a parallel interleave and parsed in parallel; with ``deterministic`` (the default) the
+    output order is fixed, so a seed gives the same batches every time. ``deterministic=False``
+    lets training take records in whichever order they are ready. Evaluation keeps the file order.
     ``input_cfg.level`` must be set ("frame" or "video").
     """
     level = input_cfg.level
     if level not in ("frame", "video"):
         raise ValueError(f"input_cfg.level must be 'frame' or 'video', got {level!r}")
+    ordered = deterministic or not training
+    if training and seed is None:
+        seed = random.getrandbits(31)
     files = record_files(file_pattern)
     feature_names = tuple(input_cfg.feature_names)
     dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -165,19 +227,20 @@ def make_dataset(file_pattern: str, input_cfg: InputConfig, num_classes: int, tr
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(
         tf.data.TFRecordDataset, cycle_length=min(len(files), 8), block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
     if training and input_cfg.shuffle_buffer > 1:
         dataset = dataset.shuffle(input_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     if level == "frame":
         sample = input_cfg.num_sampled_frames if (training and input_cfg.sample_random_frames) else None
 
-        def parse_frame(record):
-            features = frame_features(record, feature_names, input_cfg.max_frames, sample)
+        def parse_frame(position, record):
+            sample_seed = tf.stack([tf.constant(seed if seed is not None else 0, tf.int64), position])
+            features = frame_features(record, feature_names, input_cfg.max_frames, sample, sample_seed)
             labels = _check_labels(features.pop("labels"), num_classes, features[VIDEO_ID], out_of_range_labels)
             return features, multi_hot(labels, num_classes)
 
-        dataset = dataset.map(parse_frame, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+        dataset = dataset.enumerate().map(parse_frame, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
         dataset = dataset.batch(input_cfg.batch_size)
     else:
         def parse_video(batch):
@@ -192,5 +255,5 @@ def make_dataset(file_pattern: str, input_cfg: InputConfig, num_classes: int, tr
             return features, multi_hot_batch(sparse, num_classes)
 
         dataset = dataset.batch(input_cfg.batch_size)
-        dataset = dataset.map(parse_video, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
+        dataset = dataset.map(parse_video, num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,8 @@ Layout of ``train_dir``::
 
 A second call with the same train_dir resumes from the latest checkpoint. An interrupted epoch
 restarts from its beginning (the step count carries on), so ``max_steps`` bounds the total.
+With ``train.deterministic`` (the default) a run from scratch is reproducible: the same seed, data
+and machine give the same weights bit for bit on CPU (GPUs also need ``train.op_determinism``).
 """
 
 from __future__ import annotations
@@ -190,8 +192,14 @@ def _write_text_atomically(path: str, text: str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def export_saved_model(model: keras.Model, cfg: ExperimentConfig, export_root: str, step: int) -> str:
-    """Write ``<export_root>/<step>/`` (SavedModel + vidpipe_export.json) and point ``latest`` at it."""
+def export_saved_model(model: keras.Model, cfg: ExperimentConfig, export_root: str, step: int,
+                       train_data_dir: str | None = None) -> str:
+    """Write ``<export_root>/<step>/`` (SavedModel + vidpipe_export.json) and point ``latest`` at it.
+
+    The metadata carries the feature space of ``train_data_dir``'s records (None when unknown), which
+    prediction and evaluation compare with the records they score.
+    """
+    from vidpipe import feature_space
     export_dir = os.path.join(export_root, str(step))
     staging = f"{export_dir}.tmp"
     for path in (staging, export_dir):
@@ -201,7 +209,8 @@ def export_saved_model(model: keras.Model, cfg: ExperimentConfig, export_root: s
     tf.saved_model.save(module, staging, signatures={SERVING_SIGNATURE: module.serve})
     metadata = {"model_name": cfg.model_name, "level": cfg.input.level, "num_classes": cfg.num_classes,
                 "feature_names": list(cfg.input.feature_names), "max_frames": cfg.input.max_frames,
-                "step": step, "signature": SERVING_SIGNATURE, "config": cfg.to_dict()}
+                "step": step, "signature": SERVING_SIGNATURE, "config": cfg.to_dict(),
+                "feature_space": feature_space.read(train_data_dir) if train_data_dir else None}
     with tf.io.gfile.GFile(os.path.join(staging, EXPORT_METADATA), "w") as handle:
         json.dump(metadata, handle, indent=2)
     tf.io.gfile.rename(staging, export_dir)
@@ -240,6 +249,7 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
           progress: bool = True) -> TrainResult:
     """Train ``cfg.model_name`` on ``<data_dir>/{frame|video}/*.tfrecord``, resuming from
     ``train_dir/checkpoints`` when present; checkpoint, log, export. See the module docstring."""
+    cfg.validate()
     cfg = resolve_config(cfg, data_dir)
     tf.io.gfile.makedirs(train_dir)
     checkpoint_dir = os.path.join(train_dir, CHECKPOINT_DIR)
@@ -249,6 +259,8 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
 
     mixed = use_mixed_precision(cfg.train.mixed_precision)
     keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.op_determinism:
+        tf.config.experimental.enable_op_determinism()
     class_weights = (losses.load_class_weights(data_dir, cfg.num_classes, cfg.train.class_weight_power)
                      if cfg.train.class_weighted_loss else None)
     loss_fn = losses.CrossEntropyLoss(class_weights)
@@ -283,7 +295,7 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
                 if finished:
                     break
                 dataset = inputs.make_dataset(pattern, cfg.input, cfg.num_classes, training=True,
-                                              seed=cfg.train.seed + epoch)
+                                              seed=cfg.train.seed + epoch, deterministic=cfg.train.deterministic)
                 for features, labels in dataset:
                     label_loss, total_loss = train_step(features, labels)
                     batch = int(tf.shape(labels)[0])
@@ -325,7 +337,7 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
 
         if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != step:
             manager.save(checkpoint_number=step)
-        export_dir = export_saved_model(model, cfg, os.path.join(train_dir, EXPORT_DIR), step)
+        export_dir = export_saved_model(model, cfg, os.path.join(train_dir, EXPORT_DIR), step, data_dir)
 
     elapsed = time.perf_counter() - run_start if run_start is not None else 0.0
     return TrainResult(

@@ -1,5 +1,9 @@
 """Shared fixtures: small real clips made with ffmpeg's lavfi sources, broken files, packaged real clips.
 
+Every test runs with AIRFLOW_HOME and VIDPIPE_HOME under the session's temp dir and without the caller's
+pipeline settings (VIDPIPE_GPU_POOL, VIDPIPE_RETRY_DELAY_SECONDS, VIDPIPE_CATALOG_URL, AIRFLOW_CONFIG,
+AIRFLOW__*), so no test writes to ~/airflow or ~/.vidpipe and outcomes do not depend on the shell.
+
 tensorflow-transform crashes the interpreter at exit (protobuf teardown) after its pipelines have run;
 the session's status is saved and the process leaves with ``os._exit`` once pytest has reported.
 """
@@ -24,6 +28,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "VIDPIPE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
 _exit_status: int | None = None
+CALLER_SETTINGS = ("VIDPIPE_GPU_POOL", "VIDPIPE_RETRY_DELAY_SECONDS", "VIDPIPE_CATALOG_URL", "AIRFLOW_CONFIG")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -36,6 +41,18 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_homes(tmp_path_factory):
+    """AIRFLOW_HOME and VIDPIPE_HOME in a temp dir, the caller's pipeline settings cleared, for the session."""
+    root = tmp_path_factory.mktemp("homes")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_HOME", str(root / "airflow"))
+        patch.setenv("VIDPIPE_HOME", str(root / "vidpipe"))
+        for name in [*CALLER_SETTINGS, *(name for name in os.environ if name.startswith("AIRFLOW__"))]:
+            patch.delenv(name, raising=False)
+        yield root
 
 
 def make_clip(path: str, source: str, seconds: float, audio: str | None = None, size: str = "96x72") -> str:

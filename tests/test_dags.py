@@ -44,21 +44,26 @@ def _airflow_environment(home: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def dagbag(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow_home")
-    saved = {key: os.environ.get(key) for key in _airflow_environment(home)}
-    os.environ.update(_airflow_environment(home))
-    try:
-        from airflow.dag_processing.dagbag import DagBag
+DAG_SETTINGS = ("VIDPIPE_GPU_POOL", "VIDPIPE_RETRY_DELAY_SECONDS")
 
-        yield DagBag(dag_folder=str(DAGS_FOLDER))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory):
+    """A fresh Airflow home and the DAG's parse-time settings unset, whatever the caller's environment holds."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in _airflow_environment(home).items():
+            patch.setenv(key, value)
+        for key in DAG_SETTINGS:
+            patch.delenv(key, raising=False)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def dagbag(airflow_home):
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +74,7 @@ def dag(dagbag):
 
 
 @pytest.fixture(scope="module")
-def dag_module():
+def dag_module(airflow_home):
     """The DAG file imported as a plain module, for its helper functions."""
     spec = importlib.util.spec_from_file_location("vidpipe_pipeline_under_test", DAG_FILE)
     module = importlib.util.module_from_spec(spec)
@@ -135,11 +140,13 @@ spec.loader.exec_module(module)
 print(json.dumps({{
     "seconds": time.perf_counter() - started,
     "pools": {{task.task_id: task.pool for task in module.dag.tasks}},
+    "retry_delays": sorted({{task.retry_delay.total_seconds() for task in module.dag.tasks}}),
     "heavy": sorted(name for name in {list(HEAVY_MODULES)!r} if name in sys.modules),
     "vidpipe": sorted(name for name in sys.modules if name.split(".")[0] == "vidpipe"),
 }}))
 """
-    environment = dict(os.environ, **_airflow_environment(tmp_path), **(extra_env or {}))
+    environment = {key: value for key, value in os.environ.items() if key not in DAG_SETTINGS}
+    environment.update(_airflow_environment(tmp_path), **(extra_env or {}))
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment,
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -153,9 +160,17 @@ def test_parsing_the_dag_file_imports_no_heavy_modules(tmp_path):
     assert len(parsed["pools"]) == len(EXPECTED_UPSTREAM)
 
 
-def test_gpu_pool_name_comes_from_the_environment(tmp_path):
-    parsed = _parse_in_fresh_interpreter(tmp_path, {"VIDPIPE_GPU_POOL": "a100"})
+def test_gpu_pool_and_retry_delay_come_from_the_environment(tmp_path):
+    parsed = _parse_in_fresh_interpreter(tmp_path, {"VIDPIPE_GPU_POOL": "a100", "VIDPIPE_RETRY_DELAY_SECONDS": "7"})
     assert parsed["pools"]["train"] == "a100"
+    assert parsed["retry_delays"] == [7.0]
+
+
+def test_the_callers_settings_do_not_reach_the_tests(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDPIPE_GPU_POOL", "callers-pool")
+    monkeypatch.setenv("VIDPIPE_RETRY_DELAY_SECONDS", "0")
+    parsed = _parse_in_fresh_interpreter(tmp_path)
+    assert parsed["pools"]["train"] == "gpu" and parsed["retry_delays"] == [60.0]
 
 
 def test_run_directories_are_keyed_by_a_safe_unique_run_id(dag_module, tmp_path):

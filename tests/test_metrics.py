@@ -162,6 +162,62 @@ def test_ties_follow_video_then_class_order():
     assert within["gap"] == pytest.approx(1 / 2, abs=1e-15)
 
 
+def test_ties_between_videos_follow_the_video_id_not_the_index():
+    # Same tie as above, but video 0 is "b" and video 1 is "a": "a" (true) now ranks first.
+    labels = [np.array([], dtype=int), np.array([0])]
+    by_id = compute_metrics([0, 1], [0, 0], [0.5, 0.5], labels, num_videos=2, video_ids=["b", "a"])
+    assert by_id["gap"] == 1.0 and by_id["map"] == 1.0
+    swapped = compute_metrics([0, 1], [0, 0], [0.5, 0.5], labels[::-1], num_videos=2, video_ids=["a", "b"])
+    assert swapped == by_id
+    with pytest.raises(ValueError, match="'a' more than once"):
+        compute_metrics([0], [0], [0.5], labels, num_videos=2, video_ids=["a", "a"])
+    with pytest.raises(ValueError, match="video_ids lists 1 videos"):
+        compute_metrics([0], [0], [0.5], labels, num_videos=2, video_ids=["a"])
+
+
+def tied_float32_predictions(rng, num_videos, num_classes):
+    """[N, C] float32 probabilities with many exact ties: saturated 1.0 and 0.0, a few shared levels."""
+    levels = np.array([0.0, 1.4e-45, 0.25, 0.5, 0.99999994, 1.0], dtype=np.float32)
+    return levels[rng.integers(0, levels.size, (num_videos, num_classes))]
+
+
+def test_metrics_with_exact_ties_do_not_depend_on_row_order():
+    rng = np.random.default_rng(11)
+    num_videos, num_classes = 60, 8
+    predictions = tied_float32_predictions(rng, num_videos, num_classes)
+    labels = random_multi_hot(rng, num_videos, num_classes + 3, mean_labels=2.0, max_labels=4)[:, :num_classes]
+    video_ids = [f"v{rng.integers(10**6):06d}_{v}" for v in range(num_videos)]
+    expected = evaluate_dense(predictions, labels, top_k=3, video_ids=video_ids)
+    by_index = set()
+    for seed in range(4):
+        order = np.random.default_rng(seed).permutation(num_videos)
+        shuffled = evaluate_dense(predictions[order], labels[order], top_k=3, video_ids=[video_ids[v] for v in order])
+        assert shuffled == expected
+        by_index.add(evaluate_dense(predictions[order], labels[order], top_k=3)["gap"])
+    assert len(by_index) > 1, "the ties in this case must matter, or the test shows nothing"
+
+
+def test_csv_evaluation_with_exact_ties_does_not_depend_on_file_order(tmp_path):
+    rng = np.random.default_rng(5)
+    num_videos, num_classes, top_k = 50, 10, 4
+    predictions = tied_float32_predictions(rng, num_videos, num_classes)
+    labels = random_multi_hot(rng, num_videos, num_classes + 3, mean_labels=2.5, max_labels=5)[:, :num_classes]
+    video_ids = [f"clip-{v:03d}" for v in rng.permutation(num_videos)]
+    _, classes, scores = top_k_triplets(predictions, num_classes)
+    classes, scores = classes.reshape(num_videos, -1), scores.reshape(num_videos, -1)
+    expected = evaluate_dense(predictions, labels, top_k=top_k, video_ids=video_ids)
+    results = []
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(num_videos)
+        label_order = np.random.default_rng(seed + 100).permutation(num_videos)
+        predictions_path, labels_path = tmp_path / f"p{seed}.csv", tmp_path / f"l{seed}.csv"
+        write_submission(predictions_path, [video_ids[v] for v in order], classes[order], scores[order])
+        write_labels(labels_path, {video_ids[v]: np.flatnonzero(labels[v]) for v in label_order})
+        results.append(evaluate_submission(predictions_path, labels_path, top_k=top_k, num_classes=num_classes))
+    for result in results:
+        assert result == {**expected, "num_videos_missing_predictions": 0}
+
+
 def test_top_k_triplets_breaks_ties_by_class_id():
     predictions = np.array([[0.5, 0.9, 0.5, 0.5, 0.1], [0.3, 0.3, 0.3, 0.3, 0.3]])
     videos, classes, scores = top_k_triplets(predictions, 3)
@@ -276,7 +332,7 @@ def test_compute_metrics_rejects_bad_triplets():
 
 
 def grid_scores(rng, num_videos, num_classes):
-    """Distinct scores i / (N*C) that survive "%f" formatting exactly."""
+    """Distinct scores i / (N*C)."""
     return rng.permutation(num_videos * num_classes).reshape(num_videos, num_classes) / (num_videos * num_classes)
 
 
@@ -318,7 +374,34 @@ def test_submission_round_trip_matches_dense_evaluation(tmp_path, suffix):
 def test_submission_text_format(tmp_path):
     path = tmp_path / "s.csv"
     write_submission(path, ["a", "b"], np.array([[3, 1], [0, 2]]), np.array([[0.25, 0.5], [0.75, 0.75]]))
-    assert path.read_text() == "VideoId,LabelConfidencePairs\na,1 0.500000 3 0.250000\nb,0 0.750000 2 0.750000\n"
+    assert path.read_text() == "VideoId,LabelConfidencePairs\na,1 0.5 3 0.25\nb,0 0.75 2 0.75\n"
+
+
+def test_float32_scores_survive_the_csv_bit_for_bit(tmp_path):
+    rng = np.random.default_rng(2)
+    saturated = np.array([1.0, np.nextafter(np.float32(1), np.float32(0)), 1 - 2**-23, 0.0, 1.4e-45, 1.2e-38,
+                          1 / 3, 0.1], dtype=np.float32)
+    scores = np.concatenate([saturated, rng.random(9 * 7 - saturated.size, dtype=np.float32)]).reshape(9, 7)
+    classes = np.argsort(rng.random((9, 7)), axis=1)
+    video_ids = [f"v{i}" for i in range(9)]
+    path = tmp_path / "s.csv"
+    write_submission(path, video_ids, classes, scores)
+    header, first = path.read_text().splitlines()[:2]
+    assert header == "VideoId,LabelConfidencePairs"
+    video_id, pairs = first.split(",")
+    tokens = pairs.split()
+    assert video_id == "v0" and [int(token) for token in tokens[0::2]] == classes[0][[0, 1, 2, 6, 5, 4, 3]].tolist()
+    assert tokens[1::2] == ["1", "0.99999994", "0.999999881", "0.333333343", "1.19999998e-38", "1.40129846e-45", "0"]
+    ids, video_idx, class_idx, score = read_submission(path)
+    assert ids == video_ids and score.dtype == np.float64
+    read_back = np.zeros((9, 7), dtype=np.float64)
+    read_back[video_idx, class_idx] = score
+    expected = np.zeros((9, 7), dtype=np.float32)
+    np.put_along_axis(expected, classes, scores, axis=1)
+    assert np.array_equal(read_back.astype(np.float32).view(np.uint32), expected.view(np.uint32))
+    rewritten = tmp_path / "again.csv"
+    write_submission(rewritten, ids, class_idx.reshape(9, 7), score.reshape(9, 7))
+    assert rewritten.read_text() == path.read_text()
 
 
 def test_missing_videos_count_as_unpredicted(tmp_path):

@@ -1,6 +1,7 @@
 """Config dataclasses: JSON round trip, dotted overrides, registry lookups."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -91,3 +92,78 @@ def test_registry_is_explicit_and_get_lists_known_names():
         assert dataclasses.is_dataclass(spec.config_cls) and spec.level in ("frame", "video")
     with pytest.raises(ValueError, match="cannot serve as a video-level head"):
         registry.make_head("dbof", DbofConfig(), 4)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.max_steps=-5", "train.max_steps must be >= 1, got -5"),
+    ("train.max_steps=0", "train.max_steps must be >= 1, got 0"),
+    ("train.checkpoint_every_steps=0", "train.checkpoint_every_steps must be >= 1, got 0"),
+    ("train.log_every_steps=0", "train.log_every_steps must be >= 1, got 0"),
+    ("train.keep_checkpoints=0", "train.keep_checkpoints must be >= 1, got 0"),
+    ("train.num_epochs=0", "train.num_epochs must be >= 1, got 0"),
+    ("train.base_learning_rate=0", "train.base_learning_rate must be > 0, got 0.0"),
+    ("train.base_learning_rate=-0.1", "train.base_learning_rate must be > 0, got -0.1"),
+    ("train.base_learning_rate=nan", "train.base_learning_rate must be > 0, got nan"),
+    ("train.learning_rate_decay=0", "train.learning_rate_decay must be in (0, 1], got 0.0"),
+    ("train.learning_rate_decay=1.5", "train.learning_rate_decay must be in (0, 1], got 1.5"),
+    ("train.learning_rate_decay_examples=0", "train.learning_rate_decay_examples must be >= 1, got 0"),
+    ("train.clip_gradient_norm=-1", "train.clip_gradient_norm must be >= 0, got -1.0"),
+    ("train.clip_gradient_norm=inf", "train.clip_gradient_norm must be >= 0, got inf"),
+    ("train.regularization_penalty=-1", "train.regularization_penalty must be >= 0, got -1.0"),
+    ("train.class_weight_power=-0.5", "train.class_weight_power must be >= 0, got -0.5"),
+    ("train.seed=-1", "train.seed must be in [0, 4294967295], got -1"),
+    ("input.batch_size=0", "input.batch_size must be >= 1, got 0"),
+    ("input.max_frames=-3", "input.max_frames must be >= 1, got -3"),
+    ("input.num_sampled_frames=0", "input.num_sampled_frames must be >= 1, got 0"),
+    ("input.shuffle_buffer=-1", "input.shuffle_buffer must be >= 0, got -1"),
+    ("num_classes=0", "num_classes must be in [1, 2147483647], got 0"),
+    ("num_classes=2147483648", "num_classes must be in [1, 2147483647], got 2147483648"),
+    ("model.num_mixtures=0", "model.num_mixtures must be >= 1, got 0"),
+    ("model.l2_penalty=-1e-6", "model.l2_penalty must be >= 0, got -1e-06"),
+])
+def test_out_of_range_values_name_the_key_and_the_range(override, message):
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(registry.default_config("moe"), [override])
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("name, override, message", [
+    ("dbof", "model.cluster_size=0", "model.cluster_size must be >= 1, got 0"),
+    ("dbof", "model.hidden_size=0", "model.hidden_size must be >= 1, got 0"),
+    ("dbof", "model.num_sampled_frames=0", "model.num_sampled_frames must be >= 1, got 0"),
+    ("dbof", "model.video_level.num_mixtures=0", "model.video_level.num_mixtures must be >= 1, got 0"),
+    ("rnn", "model.units=0", "model.units must be >= 1, got 0"),
+    ("rnn", "model.layers=0", "model.layers must be >= 1, got 0"),
+    ("logistic", "model.l2_penalty=-1", "model.l2_penalty must be >= 0, got -1.0"),
+])
+def test_model_sizes_are_validated(name, override, message):
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(registry.default_config(name), [override])
+    assert str(caught.value) == message
+
+
+def test_boundary_values_are_accepted():
+    cfg = apply_overrides(registry.default_config("moe"), [
+        "train.max_steps=1", "train.checkpoint_every_steps=1", "train.learning_rate_decay=1", "train.seed=0",
+        "train.clip_gradient_norm=0", "input.shuffle_buffer=0", "input.batch_size=1", "num_classes=1"])
+    assert (cfg.train.max_steps, cfg.train.learning_rate_decay, cfg.num_classes) == (1, 1.0, 1)
+    assert cfg.train.deterministic is True and cfg.train.op_determinism is False
+
+
+def test_configs_built_directly_or_loaded_are_validated_too(tmp_path):
+    with pytest.raises(ConfigError, match=r"^train\.max_steps must be >= 1, got -5$"):
+        TrainConfig(max_steps=-5)
+    with pytest.raises(ConfigError, match=r"^input\.batch_size must be >= 1, got 0$"):
+        InputConfig(batch_size=0)
+    with pytest.raises(ConfigError, match=r"^train\.base_learning_rate must be a number > 0, got '0.1'$"):
+        TrainConfig(base_learning_rate="0.1")
+    data = registry.default_config("moe").to_dict()
+    data["train"]["checkpoint_every_steps"] = 0
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"^train\.checkpoint_every_steps must be >= 1, got 0$"):
+        ExperimentConfig.load(str(path))
+    changed = registry.default_config("moe")
+    changed.train.max_steps = -5
+    with pytest.raises(ConfigError, match=r"^train\.max_steps must be >= 1, got -5$"):
+        changed.validate()

@@ -124,3 +124,21 @@ def test_serving_parser_matches_the_evaluation_pipeline(data):
 def test_no_matching_files_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no record files match"):
         inputs.make_dataset(str(tmp_path / "*.tfrecord"), InputConfig(level="video"), 3, training=False)
+
+
+def test_training_batches_repeat_exactly_for_a_seed(data):
+    root, _ = data
+    cfg = InputConfig(level="frame", max_frames=10, batch_size=2, sample_random_frames=True, num_sampled_frames=5,
+                      shuffle_buffer=4)
+    pattern = str(root / "frame" / "*.tfrecord")
+
+    def batches(seed):
+        return [(features["video_id"].numpy().tolist(), features["rgb"].numpy())
+                for features, _ in inputs.make_dataset(pattern, cfg, 5, training=True, seed=seed)]
+
+    first, again = batches(3), batches(3)
+    assert [ids for ids, _ in first] == [ids for ids, _ in again]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(first, again))
+    others = [batches(seed) for seed in (4, 5, 6)]
+    assert any(not np.array_equal(np.concatenate([r for _, r in first]), np.concatenate([r for _, r in other]))
+               for other in others)

@@ -3,12 +3,14 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import inputs, predict, registry, synthetic, train
+from models import inputs, predict, registry, synthetic, train, train_cli
 from models.config import ExperimentConfig, apply_overrides
 from models.features import model_inputs
 
@@ -106,6 +108,63 @@ def test_class_weighted_loss_under_forced_mixed_precision(data, tmp_path):
     assert result.step == 2 and np.isfinite(result.final_loss)
     metadata = json.load(open(os.path.join(result.export_dir, "vidpipe_export.json")))
     assert metadata["model_name"] == "frame_logistic" and metadata["num_classes"] == NUM_CLASSES
+
+
+REPRODUCIBLE_RUN = ("train.max_steps=6", "input.sample_random_frames=true", "input.num_sampled_frames=5")
+
+
+def trained_weights(data, train_dir, *extra):
+    """Train a small DBoF (random frames drawn by the input pipeline and by the model) -> its weights."""
+    train.train(data.data_dir, train_dir, small_config("dbof", *REPRODUCIBLE_RUN, *extra), progress=False)
+    model, _ = train.load_model_from_checkpoint(train_dir)
+    return [weight.numpy() for weight in model.weights]
+
+
+def test_a_seeded_run_is_reproducible_bit_for_bit(data, tmp_path):
+    first = trained_weights(data, str(tmp_path / "first"), "train.seed=5")
+    again = trained_weights(data, str(tmp_path / "again"), "train.seed=5")
+    other = trained_weights(data, str(tmp_path / "other"), "train.seed=6")
+    assert len(first) == len(again) and all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+    _, first_predictions, _ = predict.predict_records(str(tmp_path / "first"), data.data_dir)
+    _, again_predictions, _ = predict.predict_records(str(tmp_path / "again"), data.data_dir)
+    assert np.array_equal(first_predictions.view(np.uint32), again_predictions.view(np.uint32))
+
+
+def test_op_determinism_trains_reproducibly_in_its_own_process(data, tmp_path):
+    """train.op_determinism changes the whole process, so it runs in a fresh interpreter."""
+    probe = f"""
+import hashlib, json
+from models import registry, synthetic, train
+from models.config import apply_overrides
+digests = []
+for name, seed in (("first", 5), ("again", 5), ("other", 6)):
+    cfg = apply_overrides(registry.default_config("dbof"), synthetic.TINY_MODEL_OVERRIDES["dbof"] + [
+        "input.max_frames=8", "input.batch_size=16", "input.shuffle_buffer=64", *{list(REPRODUCIBLE_RUN)!r},
+        "train.op_determinism=true", f"train.seed={{seed}}"])
+    train.train({data.data_dir!r}, {str(tmp_path)!r} + "/" + name, cfg, progress=False)
+    model, _ = train.load_model_from_checkpoint({str(tmp_path)!r} + "/" + name)
+    digests.append(hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest())
+print(json.dumps(digests))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    first, again, other = json.loads(result.stdout.strip().splitlines()[-1])
+    assert first == again and other != first
+
+
+def test_a_bad_config_fails_before_anything_is_written(data, tmp_path, capsys):
+    cfg = small_config("logistic")
+    cfg.train.max_steps = -5
+    with pytest.raises(ValueError, match=r"^train\.max_steps must be >= 1, got -5$"):
+        train.train(data.data_dir, str(tmp_path / "run"), cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit) as exited:
+        train_cli.main(["--data", data.data_dir, "--train-dir", str(tmp_path / "cli"), "--model", "logistic",
+                        "--set", "train.checkpoint_every_steps=0"])
+    assert exited.value.code == 2
+    assert "vidpipe train: error: train.checkpoint_every_steps must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
 
 
 def test_staircase_learning_rate():

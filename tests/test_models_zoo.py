@@ -1,5 +1,6 @@
 """Every registered model: shapes, masking of padded frames, MoE arithmetic, and that it learns."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,6 +19,12 @@ def data_dir(tmp_path_factory):
     synthetic.write_synthetic_data(str(root), num_videos=48, num_classes=NUM_CLASSES, num_files=2,
                                    min_frames=3, max_frames=12, seed=7)
     return str(root)
+
+
+@pytest.fixture(autouse=True)
+def seeded():
+    """Every test starts from the same weights and random draws, so its outcome is fixed."""
+    keras.utils.set_random_seed(0)
 
 
 def tiny_config(name, *extra):
@@ -77,7 +84,11 @@ def test_a_few_training_steps_lower_the_loss(name, data_dir):
     step = train.make_train_step(model, optimizer, losses.CrossEntropyLoss(), cfg)
     batch, labels = first_batch(cfg, data_dir, training=True)
     history = [float(step(batch, labels)[0]) for _ in range(25)]
-    assert np.mean(history[-3:]) < 0.6 * history[0], history
+    assert np.all(np.isfinite(history)) and np.mean(history[-3:]) < 0.5 * history[0], history
+    keras.utils.set_random_seed(0)
+    again = registry.build_model(cfg)
+    again_step = train.make_train_step(again, train.make_optimizer(cfg, mixed=False), losses.CrossEntropyLoss(), cfg)
+    assert [float(again_step(batch, labels)[0]) for _ in range(3)] == history[:3]
 
 
 @pytest.mark.parametrize("name", ["moe", "dbof"])

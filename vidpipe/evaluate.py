@@ -23,7 +23,7 @@ def evaluate_model(model_dir: str, data_dir: str, top_k: int = 20, batch_size: i
         raise ValueError(f"--data {data_dir}: no records to evaluate")
     video_idx, class_idx, score = metrics.top_k_triplets(probabilities, top_k)
     result = metrics.compute_metrics(video_idx, class_idx, score, labels, num_videos=len(video_ids), top_k=top_k,
-                                     num_classes=probabilities.shape[1])
+                                     num_classes=probabilities.shape[1], video_ids=video_ids)
     result["model_dir"] = model_dir
     result["data"] = data_dir
     return result

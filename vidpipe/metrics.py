@@ -15,9 +15,12 @@ The definitions are those of the youtube-8m starter code:
   the starter code prints).
 
 Ties: the starter shuffles with seed 0 before sorting, which makes tie order arbitrary. Here the order
-is fixed and stable: within a video by descending score, then ascending class id; in the pooled GAP
-list by descending score, then ascending video index, then ascending class id; within a class (mAP)
-by descending score, then ascending video index.
+is fixed and does not depend on the order of the input rows or files: within a video by descending
+score, then ascending class id; in the pooled GAP list by descending score, then ascending video id,
+then ascending class id; within a class (mAP) by descending score, then ascending video id. The video
+id is the ``video_ids`` string passed to :func:`compute_metrics` (compared as Python strings), so the
+same predictions read in any row order (records in any file order, CSV rows in any order) give the
+same metrics to the last bit; without ``video_ids`` a video's index stands in for its id.
 
 Sparse inputs are triplets ``(video_idx [M], class_idx [M], score [M])``; each (video, class) pair may
 occur once. Labels are :class:`SparseLabels` (unique (video, class) pairs) or a list with one array of
@@ -27,6 +30,7 @@ label ids per video.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Sequence
 
 import numpy as np
@@ -142,6 +146,7 @@ def compute_metrics(
     num_videos: int,
     top_k: int = 20,
     num_classes: int | None = None,
+    video_ids: Sequence[str] | None = None,
 ) -> dict:
     """Sparse predictions and true labels -> YouTube-8M metrics.
 
@@ -154,10 +159,13 @@ def compute_metrics(
         single highest; PERR uses the top L of all supplied predictions, so pass at least max(L) per
         video for the starter's dense PERR (evaluate_dense does).
       num_classes: when given, class ids must be below it and ``map_all_classes`` is reported.
+      video_ids: [num_videos] unique ids of the videos behind the indices; ties between videos are
+        broken by these ids, so the result does not depend on which video got which index. Without
+        them, by video index.
 
     Ties are broken by a fixed order instead of the starter's seeded shuffle: within a video by
     descending score then ascending class id; in the pooled GAP list by descending score, ascending
-    video index, ascending class id; within a class (mAP) by descending score, ascending video index.
+    video id, ascending class id; within a class (mAP) by descending score, ascending video id.
 
     Returns:
       dict with gap, hit_at_one, perr, map, map_all_classes (None without num_classes), num_videos,
@@ -183,6 +191,10 @@ def compute_metrics(
     truth = labels if isinstance(labels, SparseLabels) else _labels_from_lists(labels, num_videos)
     if len(truth) and truth.video_idx.max() >= num_videos:
         raise ValueError(f"label video index {int(truth.video_idx.max())} is out of range for num_videos={num_videos}")
+    if video_ids is not None:
+        id_rank = _id_ranks(video_ids, num_videos)
+        videos = id_rank[videos]
+        truth = SparseLabels(id_rank[truth.video_idx], truth.class_idx)
     class_space = _class_space(classes, truth, num_classes)
     if num_videos * class_space >= 2**62:
         raise ValueError(f"num_videos * num_classes = {num_videos * class_space} is too large")
@@ -226,8 +238,9 @@ def compute_metrics(
     }
 
 
-def evaluate_dense(predictions: np.ndarray, labels_multi_hot: np.ndarray, top_k: int = 20) -> dict:
-    """[N, C] scores and [N, C] multi-hot labels (> 0 is true) -> compute_metrics' dict.
+def evaluate_dense(predictions: np.ndarray, labels_multi_hot: np.ndarray, top_k: int = 20,
+                   video_ids: Sequence[str] | None = None) -> dict:
+    """[N, C] scores and [N, C] multi-hot labels (> 0 is true), optional video_ids [N] -> compute_metrics' dict.
 
     Each video contributes max(top_k, its label count) predictions so PERR sees every video's top L as
     in the starter's dense computation; GAP and mAP use the top_k.
@@ -240,7 +253,8 @@ def evaluate_dense(predictions: np.ndarray, labels_multi_hot: np.ndarray, top_k:
     num_videos, num_classes = scores.shape
     most_labels = int(truth.counts_per_video(num_videos).max()) if num_videos else 0
     videos, classes, top_scores = top_k_triplets(scores, max(top_k, most_labels))
-    return compute_metrics(videos, classes, top_scores, truth, num_videos, top_k=top_k, num_classes=num_classes)
+    return compute_metrics(videos, classes, top_scores, truth, num_videos, top_k=top_k, num_classes=num_classes,
+                           video_ids=video_ids)
 
 
 def _as_index_array(values, name: str) -> np.ndarray:
@@ -253,6 +267,20 @@ def _as_index_array(values, name: str) -> np.ndarray:
     if array.min() < 0:
         raise ValueError(f"{name} holds a negative value {int(array.min())}")
     return array
+
+
+def _id_ranks(video_ids: Sequence[str], num_videos: int) -> np.ndarray:
+    """Unique video ids [N] -> int64 [N]: each id's position in ascending id order."""
+    ids = list(video_ids)
+    if len(ids) != num_videos:
+        raise ValueError(f"video_ids lists {len(ids)} videos, num_videos is {num_videos}")
+    order = sorted(range(num_videos), key=ids.__getitem__)
+    for previous, current in pairwise(order):
+        if ids[previous] == ids[current]:
+            raise ValueError(f"video_ids holds {ids[current]!r} more than once")
+    ranks = np.empty(num_videos, dtype=np.int64)
+    ranks[np.asarray(order, dtype=np.int64)] = np.arange(num_videos, dtype=np.int64)
+    return ranks
 
 
 def _labels_from_lists(labels: Sequence, num_videos: int) -> SparseLabels:

@@ -2,6 +2,8 @@
 
 Submission: header ``VideoId,LabelConfidencePairs``; rows ``id,label score label score ...``.
 Labels:     header ``VideoId,Labels``; rows ``id,label label ...`` (an empty field means no labels).
+Scores are written with 9 significant digits (``%.9g``), enough to read every float32 score back
+exactly, so saturated probabilities stay distinct and a model's ranking survives the CSV.
 Files ending in ``.gz`` are read and written gzip-compressed. Blank lines are skipped; line numbers in
 errors are 1-based physical lines of the file.
 """
@@ -20,6 +22,7 @@ import numpy as np
 from vidpipe.metrics import SparseLabels, compute_metrics
 
 PREDICTIONS_HEADER = ("VideoId", "LabelConfidencePairs")
+SCORE_FORMAT = "%.9g"
 LABELS_HEADER = ("VideoId", "Labels")
 MAX_LABEL_ID = 2**31 - 1
 
@@ -60,17 +63,32 @@ def read_submission(path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray
 
 
 def read_labels(path) -> dict[str, np.ndarray]:
-    """Labels CSV -> {VideoId: int64 array of label ids in file order} (empty array for no labels)."""
-    video_ids, _, video_idx, class_idx = _read_label_rows(path)
+    """Labels CSV -> {VideoId: int64 array of label ids in file order} (empty array for no labels).
+
+    Also raises SubmissionFormatError for a VideoId that breaks vidpipe.schema.video_id_problem and for a
+    label id outside [0, vidpipe.schema.MAX_CLASSES).
+    """
+    from vidpipe import schema
+
+    video_ids, line_numbers, video_idx, class_idx = _read_label_rows(path)
+    for video_id, line_number in zip(video_ids, line_numbers):
+        if problem := schema.video_id_problem(video_id):
+            raise SubmissionFormatError(path, int(line_number), problem)
+    out_of_range = np.flatnonzero(class_idx >= schema.MAX_CLASSES)
+    if out_of_range.size:
+        index = int(out_of_range[0])
+        raise SubmissionFormatError(path, int(line_numbers[video_idx[index]]),
+                                    schema.label_id_problem(int(class_idx[index])))
     bounds = np.cumsum(np.bincount(video_idx, minlength=len(video_ids)))[:-1]
     return dict(zip(video_ids, np.split(class_idx, bounds))) if video_ids else {}
 
 
 def format_submission_rows(video_ids: Sequence[str], class_idx: np.ndarray, scores: np.ndarray,
-                           score_format: str = "%f") -> list[str]:
+                           score_format: str = SCORE_FORMAT) -> list[str]:
     """video_ids [N], class_idx [N, k], scores [N, k] -> N submission lines (no newline), highest score first.
 
-    Each pair is written as ``"%d " + score_format``; ties keep the lower class id first.
+    Each pair is written as ``"%d " + score_format``; ties keep the lower class id first. The default
+    format reads back every float32 score bit for bit.
     """
     classes = np.asarray(class_idx)
     values = np.asarray(scores, dtype=np.float64)
@@ -97,7 +115,7 @@ def format_submission_rows(video_ids: Sequence[str], class_idx: np.ndarray, scor
 
 
 def write_submission(path, video_ids: Sequence[str], class_idx: np.ndarray, scores: np.ndarray,
-                     score_format: str = "%f") -> None:
+                     score_format: str = SCORE_FORMAT) -> None:
     """Write video_ids [N] with class_idx [N, k] and scores [N, k] as a submission (see format_submission_rows)."""
     lines = format_submission_rows(video_ids, class_idx, scores, score_format)
     with _open_text(path, "w") as out:
@@ -120,6 +138,7 @@ def evaluate_submission(predictions_path, labels_path, top_k: int = 20, num_clas
     """Submission CSV and labels CSV, joined on VideoId -> compute_metrics' dict.
 
     Every video of the labels file is evaluated; one missing from the submission has no predictions.
+    Ties are broken by VideoId (see vidpipe.metrics), so the row order of either file does not matter.
     A submission VideoId absent from the labels file raises SubmissionFormatError (count and examples).
     Adds ``num_videos_missing_predictions`` to the result.
     """
@@ -137,7 +156,7 @@ def evaluate_submission(predictions_path, labels_path, top_k: int = 20, num_clas
             predictions_path, int(predicted_lines[unknown[0]]),
             f"{unknown.size} VideoId(s) not in labels file {os.fspath(labels_path)}, e.g. {examples}")
     metrics = compute_metrics(mapped[video_idx], class_idx, score, SparseLabels(label_video_idx, label_class_idx),
-                              num_videos=len(label_ids), top_k=top_k, num_classes=num_classes)
+                              num_videos=len(label_ids), top_k=top_k, num_classes=num_classes, video_ids=label_ids)
     metrics["num_videos_missing_predictions"] = len(label_ids) - len(predicted_ids)
     return metrics
 
