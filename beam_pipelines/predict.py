@@ -32,7 +32,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from vidpipe import outputs
-from vidpipe.cli_args import StageArgumentParser
+from vidpipe.cli_args import predict_parser
 from vidpipe.submission import PREDICTIONS_HEADER, format_submission_rows
 
 logger = logging.getLogger(__name__)
@@ -222,13 +222,7 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
 
 def parse_args(argv=None):
     """-> (arguments, Beam options); every argument is checked (ValueError/FileNotFoundError, one line)."""
-    parser = StageArgumentParser(prog="vidpipe predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="directory with frame/ and video/ records")
-    parser.add_argument("--output", required=True, help="submission CSV to write (.gz: gzip-compressed)")
-    parser.add_argument("--model-dir", help="train dir or SavedModel export (default: the catalog's champion)")
-    parser.add_argument("--top-k", type=int, default=20, help="labels per video (default 20)")
-    parser.add_argument("--batch-size", type=int, default=256, help="records per model call")
-    parser.add_argument("--catalog-url", help="SQLAlchemy URL or SQLite path (default: $VIDPIPE_CATALOG_URL)")
+    parser = predict_parser()
     args, beam_args = parser.parse_known_args(argv)
     if args.top_k < 1:
         raise ValueError(f"--top-k {args.top_k}: must be 1 or more")

@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Callable
 
+VERBOSE_ENV = "VIDPIPE_VERBOSE"
+
 
 def exit_now(code: int) -> None:
     """Flushes stdout/stderr and ends the process with ``code``, skipping interpreter teardown."""
@@ -43,3 +45,29 @@ def exit_after_tft(main: Callable[[], int | None]) -> None:
         traceback.print_exc()
         code = 1
     exit_now(code)
+
+
+def verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
+def quiet_tensorflow() -> None:
+    """Keeps TensorFlow's C++ log lines (oneDNN, CUDA, cpu_feature_guard) out of what a person reads.
+
+    TF 2.21 writes its start-up lines through absl before TF_CPP_MIN_LOG_LEVEL is read, so the import is
+    made with stderr pointed at /dev/null; later C++ logging is off through TF_CPP_MIN_LOG_LEVEL. Python
+    errors and warnings are untouched. Does nothing with VIDPIPE_VERBOSE=1 (``vidpipe --verbose``).
+    """
+    if verbose() or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(devnull)
+        os.close(saved)
