@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from beam_pipelines import predict  # noqa: E402
 from models.synthetic import write_synthetic_data  # noqa: E402
 from models.train import train  # noqa: E402
-from models.train_cli import build_config  # noqa: E402
+from vidpipe.apps.train_cli import build_config  # noqa: E402
 
 CASES = {
     "moe (video level, 3862 classes)": ("moe", "video", ["num_classes=3862", "input.batch_size=64"]),

@@ -5,7 +5,7 @@
                   └─ ingest_unlabeled ─────────────────────────────────────────┘
 
 Every task runs one vidpipe stage as a subprocess (``python -m <module> ...``), so parsing this file
-imports only the Airflow SDK, the standard library and vidpipe.orchestration. Stage output is streamed into the task log;
+imports only the Airflow SDK, the standard library and vidpipe.apps.orchestration. Stage output is streamed into the task log;
 the JSON a stage prints on stdout becomes the task's XCom. All outputs of a run live under
 ``<work_root>/runs/<run id>/`` (data/<split>, model, metrics.json, gate.json, submission.csv,
 run.json), so runs never overwrite each other, and the catalog is written by run id, so repeating a
@@ -28,7 +28,7 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from vidpipe.orchestration import (
+from vidpipe.apps.orchestration import (
     ParameterError,
     RunPaths,
     beam_options,
@@ -199,7 +199,7 @@ with DAG(
             [], type=["array", "string"], items={"type": "string"}, title="Beam options",
             description="Extra Beam pipeline options for ingest, label_stats and batch_predict, each --name=value "
                         "or --name, e.g. --direct_num_workers=2 --direct_running_mode=multi_processing. Only "
-                        "options that tune the runner are accepted (vidpipe.orchestration.BEAM_OPTION_VALUES); "
+                        "options that tune the runner are accepted (vidpipe.apps.orchestration.BEAM_OPTION_VALUES); "
                         "stage options such as --output are refused."),
         "top_k": Param(20, type="integer", minimum=1, title="Top k",
                        description="Predictions per video in metrics and in the submission."),
@@ -244,13 +244,13 @@ with DAG(
                      "--model", params["model"], "--train-dir", str(paths.model_dir), "--no-progress"]
         for override in string_list(params["model_overrides"]):
             arguments += ["--set", override]
-        report = run_stage("train", "models.train_cli", arguments)
+        report = run_stage("train", "vidpipe.apps.train_cli", arguments)
         return {"model_dir": str(paths.model_dir), **scalars(report)}
 
     @task
     def evaluate() -> dict:
         params, _, paths = _context()
-        run_stage("evaluate", "vidpipe.evaluate",
+        run_stage("evaluate", "vidpipe.apps.evaluate",
                   ["--model-dir", str(paths.model_dir), "--data", str(paths.data("test")),
                    "--output", str(paths.metrics), "--top-k", str(params["top_k"])])
         return scalars(read_json(paths.metrics))
@@ -259,7 +259,7 @@ with DAG(
     def gate() -> dict:
         """Records run, model version, evaluation and decision in the catalog; promotes a blessed model."""
         params, run_id, paths = _context()
-        decision = run_stage("gate", "vidpipe.gate_cli",
+        decision = run_stage("gate", "vidpipe.apps.gate_cli",
                              ["--run-id", run_id, "--dag-id", DAG_ID, "--model-name", params["model"],
                               "--model-dir", str(paths.model_dir), "--metrics", str(paths.metrics),
                               "--min-gap", str(params["min_gap"]), "--tolerance", str(params["tolerance"]),

@@ -287,16 +287,16 @@ def test_unusable_sqlite_path_is_one_line(tmp_path: Path):
 @pytest.mark.parametrize(
     "command",
     [
-        ["-m", "vidpipe.catalog_cli"],
-        ["-m", "vidpipe.cli", "catalog"],
-        ["-m", "vidpipe.gate_cli", "--run-id", "r1", "--model-name", "moe", "--model-dir", "."],
+        ["-m", "vidpipe.apps.catalog_cli"],
+        ["-m", "vidpipe.apps.cli", "catalog"],
+        ["-m", "vidpipe.apps.gate_cli", "--run-id", "r1", "--model-name", "moe", "--model-dir", "."],
     ],
     ids=["catalog_cli", "vidpipe_catalog", "gate_cli"],
 )
 def test_unreachable_catalog_command_prints_one_line_and_exits_2(tmp_path: Path, command):
     metrics_path = tmp_path / "metrics.json"
     metrics_path.write_text('{"gap": 0.7}')
-    if "vidpipe.gate_cli" in command:
+    if "vidpipe.apps.gate_cli" in command:
         command = [*command, "--metrics", str(metrics_path)]
     result = subprocess.run([sys.executable, *command], check=False, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, VIDPIPE_CATALOG_URL=UNREACHABLE_URL))

@@ -11,8 +11,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from beam_pipelines import predict
 from models.synthetic import write_synthetic_data
 from models.train import train
-from models.train_cli import build_config
-from vidpipe import evaluate, gate_cli
+from vidpipe.apps.train_cli import build_config
+from vidpipe.apps import evaluate, gate_cli
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig
 from vidpipe.submission import write_labels

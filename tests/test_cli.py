@@ -18,7 +18,7 @@ def run_cli(*arguments, env_path=None, extra_env=None):
     if env_path:
         env["PYTHONPATH"] = os.pathsep.join([str(env_path), env.get("PYTHONPATH", "")])
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "vidpipe.cli", *arguments], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vidpipe.apps.cli", *arguments], capture_output=True, text=True,
                           env=env, timeout=300)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe import orchestration
+from vidpipe.apps import orchestration
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -32,7 +32,7 @@ EXPECTED_UPSTREAM = {
 }
 HEAVY_MODULES = ("tensorflow", "apache_beam", "tensorflow_transform", "keras", "numpy", "pandas",
                  "models", "beam_pipelines")
-PARSE_TIME_VIDPIPE_MODULES = {"vidpipe", "vidpipe.orchestration"}
+PARSE_TIME_VIDPIPE_MODULES = {"vidpipe", "vidpipe.apps", "vidpipe.apps.orchestration", "vidpipe.layout", "vidpipe.outputs"}
 
 
 def _airflow_environment(home: Path) -> dict[str, str]:

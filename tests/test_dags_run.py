@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_FRAME_SIZE
-from vidpipe.demo import DAG_ID, SplitSizes, latest_manifest, make_corpus, run_dag, setup_airflow
+from vidpipe.apps.demo import DAG_ID, SplitSizes, latest_manifest, make_corpus, run_dag, setup_airflow
 
 CATALOG_TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 RERUN_TASKS = ("gate", "batch_predict")

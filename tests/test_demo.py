@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.demo import (NOISE_LABEL, SPLITS, TONE_LABEL, UNLABELED, VISUAL_CLASSES, SplitSizes, chance_gap,
+from vidpipe.apps.demo import (NOISE_LABEL, SPLITS, TONE_LABEL, UNLABELED, VISUAL_CLASSES, SplitSizes, chance_gap,
                           make_corpus, parse_args, plan_clips)
 
 SIZES = SplitSizes(train=2, validate=1, test=1)

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from vidpipe import gate_cli
+from vidpipe.apps import gate_cli
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig, GateDecision, decide
-from vidpipe.gate_cli import gate
+from vidpipe.apps.gate_cli import gate
 
 CONFIG = GateConfig(min_gap=0.75, tolerance=0.01)
 
@@ -245,7 +245,7 @@ def test_bad_metrics_through_the_command_exit_2_with_one_line_and_no_catalog(tmp
     metrics_path.write_text('{"gap": 5.0, "hit_at_one": 0.9}')
     catalog_path = tmp_path / "catalog.db"
     result = subprocess.run(
-        [sys.executable, "-m", "vidpipe.gate_cli", "--run-id", "r1", "--model-name", "moe", "--model-dir",
+        [sys.executable, "-m", "vidpipe.apps.gate_cli", "--run-id", "r1", "--model-name", "moe", "--model-dir",
          str(tmp_path), "--metrics", str(metrics_path), "--catalog-url", str(catalog_path)],
         check=False, capture_output=True, text=True, timeout=120,
     )

@@ -18,7 +18,7 @@ from sqlalchemy import inspect, text
 from tests.conftest import _postgres_admin_engine
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig
-from vidpipe.gate_cli import gate
+from vidpipe.apps.gate_cli import gate
 
 GATE_TRIALS = 20
 SCHEMA_TRIALS = 8

@@ -239,7 +239,7 @@ def test_cli_names_the_bad_labels_line_and_exits_2(clips_dir, tmp_path):
 
     labels = tmp_path / "labels.csv"
     labels.write_text("VideoId,Labels\nbars,0 4\ncells,two\n")
-    result = subprocess.run([sys.executable, "-m", "vidpipe.cli", "ingest", "--input", clips_dir, "--output",
+    result = subprocess.run([sys.executable, "-m", "vidpipe.apps.cli", "ingest", "--input", clips_dir, "--output",
                              str(tmp_path / "out"), "--labels", str(labels)], capture_output=True, text=True)
     assert result.returncode == 2
     assert f"{labels}, line 3" in result.stderr and "Traceback" not in result.stderr
@@ -344,7 +344,7 @@ def test_ingest_refuses_an_output_that_holds_its_inputs_and_keeps_every_file(cli
     corpus = tmp_path / "corpusX"
     shutil.copytree(clips_dir, corpus / "video")
     before = _tree_bytes(corpus)
-    result = subprocess.run([sys.executable, "-m", "vidpipe.cli", "ingest", "--input", str(corpus / "video"),
+    result = subprocess.run([sys.executable, "-m", "vidpipe.apps.cli", "ingest", "--input", str(corpus / "video"),
                              "--output", str(corpus), *SMALL_RUN],
                             cwd=REPO_ROOT, env=_stage_environment(), capture_output=True, text=True, timeout=300,
                             check=False)

@@ -194,7 +194,7 @@ def test_read_labels_names_the_line_of_a_huge_label_or_a_bad_id(tmp_path):
 def test_ingest_cli_refuses_a_huge_label_id_before_any_work(clips_dir, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("VideoId,Labels\nbars,0 4\ncells,1000000000\n")
-    result = subprocess.run([sys.executable, "-m", "vidpipe.cli", "ingest", "--input", clips_dir, "--output",
+    result = subprocess.run([sys.executable, "-m", "vidpipe.apps.cli", "ingest", "--input", clips_dir, "--output",
                              str(tmp_path / "out"), "--labels", str(labels)], capture_output=True, text=True, check=False)
     assert result.returncode == 2, result.stderr
     assert f"{labels}, line 3: label id 1000000000 is outside [0, 100000)" in result.stderr

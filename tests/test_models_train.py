@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import inputs, predict, registry, synthetic, train, train_cli
+from models import inputs, predict, registry, synthetic, train
+from vidpipe.apps import train_cli
 from models.config import ExperimentConfig, apply_overrides
 from models.features import model_inputs
 

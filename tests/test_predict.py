@@ -20,8 +20,9 @@ from models import inputs
 from models.predict import predict_records
 from models.synthetic import synthetic_videos, write_synthetic_data
 from models.train import train
-from models.train_cli import build_config
-from vidpipe import feature_space, gate_cli, records, schema
+from vidpipe.apps.train_cli import build_config
+from vidpipe import feature_space, records, schema
+from vidpipe.apps import gate_cli
 from vidpipe.catalog import Catalog
 from vidpipe.cli_args import RepeatedOptionError
 from vidpipe.gate import GateConfig

@@ -371,14 +371,14 @@ def test_ingest_cli_refuses_a_bad_inception_weights_file_before_any_pipeline(tmp
 def test_beam_options_cannot_inject_stage_options_or_code(option, reason):
     import re
 
-    from vidpipe import orchestration
+    from vidpipe.apps import orchestration
 
     with pytest.raises(orchestration.ParameterError, match=re.escape(reason)):
         orchestration.beam_options([option])
 
 
 def test_beam_options_as_one_string_are_split_then_checked():
-    from vidpipe import orchestration
+    from vidpipe.apps import orchestration
 
     with pytest.raises(orchestration.ParameterError, match="--output is a stage option"):
         orchestration.beam_options("--direct_num_workers=2 --output=/home/user")
@@ -389,7 +389,7 @@ def test_beam_options_as_one_string_are_split_then_checked():
 def test_path_parameters_are_absolute_single_line_paths_of_the_right_kind(tmp_path):
     import re
 
-    from vidpipe import orchestration
+    from vidpipe.apps import orchestration
 
     weights = tmp_path / "inception.weights.h5"
     weights.write_bytes(b"\x89HDF")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe import orchestration
+from vidpipe.apps import orchestration
 from vidpipe.cli_args import RepeatedOptionError, StageArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ would let the extra options override the stage's own: the last of a repeated opt
 stage given twice is an error, and only full option names are recognised.
 
 The parsers of the commands whose modules are slow to import (Beam, TensorFlow) live here too, so that
-``vidpipe <command> --help`` and argument errors answer at once: ``vidpipe.cli`` parses with them before
+``vidpipe <command> --help`` and argument errors answer at once: ``vidpipe.apps.cli`` parses with them before
 importing the command. Standard library and vidpipe's contract modules only.
 """
 

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HOME = REPO_ROOT / ".vidpipe"
 DAG_ID = "vidpipe_pipeline"
 DAG_MODELS = ("logistic", "moe", "frame_logistic", "dbof", "lstm")

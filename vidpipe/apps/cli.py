@@ -15,12 +15,12 @@ import sys
 COMMANDS = {
     "ingest": ("beam_pipelines.ingest", "raw video files -> YouTube-8M frame/video TFRecords, label stats, quarantine.csv"),
     "label-stats": ("beam_pipelines.label_stats_pipeline", "label vocabulary, counts and class weights of existing records"),
-    "train": ("models.train_cli", "train a registered model on ingested records (checkpoints, TensorBoard, SavedModel)"),
-    "evaluate": ("vidpipe.evaluate", "GAP/Hit@1/PERR/mAP of a submission CSV, or of a trained model on records"),
-    "gate": ("vidpipe.gate_cli", "record a candidate's metrics in the catalog and bless/promote it against the champion"),
+    "train": ("vidpipe.apps.train_cli", "train a registered model on ingested records (checkpoints, TensorBoard, SavedModel)"),
+    "evaluate": ("vidpipe.apps.evaluate", "GAP/Hit@1/PERR/mAP of a submission CSV, or of a trained model on records"),
+    "gate": ("vidpipe.apps.gate_cli", "record a candidate's metrics in the catalog and bless/promote it against the champion"),
     "predict": ("beam_pipelines.predict", "batch prediction on Beam -> Kaggle submission CSV (top 20 per video)"),
-    "catalog": ("vidpipe.catalog_cli", "show runs, model versions, metrics, blessings and the champion"),
-    "demo": ("vidpipe.demo", "make the demo corpus and run the whole chain through Airflow"),
+    "catalog": ("vidpipe.apps.catalog_cli", "show runs, model versions, metrics, blessings and the champion"),
+    "demo": ("vidpipe.apps.demo", "make the demo corpus and run the whole chain through Airflow"),
 }
 
 
