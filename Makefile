@@ -1,10 +1,13 @@
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 setup:
 	@scripts/setup.sh
 
 demo: setup
 	.venv/bin/vidpipe demo
+
+lint: setup
+	.venv/bin/ruff check .
 
 test: setup
 	.venv/bin/python -m pytest -q

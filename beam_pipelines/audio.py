@@ -1,7 +1,7 @@
 """Audio embedding: 128 values per video frame from the log-mel spectrogram of the audio track.
 
-Each frame's window (one second at the default 1 fps) gives the mean and the standard deviation over time of 64 log-mel bands
-(25 ms Hann windows, 10 ms hop, 125-7500 Hz, VGGish's front end), standardized with fixed constants so
+Each frame's window (one second at the default 1 fps) gives the mean and the standard deviation over time of 64
+log-mel bands (25 ms Hann windows, 10 ms hop, 125-7500 Hz, VGGish's front end), standardized with fixed constants so
 that the values sit inside the schema's quantization range. Fixed constants keep the embedding identical
 across corpora and splits.
 """

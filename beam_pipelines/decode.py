@@ -193,7 +193,8 @@ def probe(path: str) -> VideoInfo:
             reason = "not a video: the content is not an MP4/QuickTime container (no 'ftyp' header)"
         raise UnreadableVideo(path, reason) from None
     streams = info.get("streams", [])
-    video = [s for s in streams if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
+    video = [s for s in streams
+             if s.get("codec_type") == "video" and s.get("disposition", {}).get("attached_pic", 0) == 0]
     if not video:
         kinds = sorted({s.get("codec_type", "unknown") for s in streams}) or ["none"]
         raise UnreadableVideo(path, f"no video stream (streams found: {', '.join(kinds)})")
@@ -254,7 +255,8 @@ def decode_frames(path: str, fps: float = 1.0, max_frames: int = 300, size: int 
     return np.frombuffer(raw[: count * frame_bytes], np.uint8).reshape(count, size, size, 3)
 
 
-def decode_audio(path: str, sample_rate: int = AUDIO_SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray | None:
+def decode_audio(path: str, sample_rate: int = AUDIO_SAMPLE_RATE,
+                 max_seconds: float | None = None) -> np.ndarray | None:
     """The first audio track as mono float32 samples in [-1, 1] -> [S]; None when nothing decodes."""
     kwargs = {"t": max_seconds} if max_seconds else {}
     try:

@@ -29,14 +29,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import audio, decode, pca
 from beam_pipelines.features import BACKBONES, INCEPTION_V3, RANDOM_INIT_SEED, BackboneConfig
-from beam_pipelines.label_stats import LABEL_STATS_DIR, AnalyzeLabels
-from vidpipe import feature_space, outputs, schema
+from beam_pipelines.label_stats import AnalyzeLabels
+from vidpipe import feature_space, layout, outputs, schema
 from vidpipe.cli_args import ingest_parser
+from vidpipe.labels_csv import check_labels_file, parse_label_line
 
 logger = logging.getLogger(__name__)
 
-QUARANTINE_FILE = "quarantine.csv"
-SUMMARY_FILE = "summary.json"
 QUARANTINE_TAG = "quarantine"
 
 
@@ -61,7 +60,8 @@ class IngestConfig:
 
 
 def _timed(element: dict, stage: str, started: float) -> None:
-    element.setdefault("seconds", {})[stage] = element.get("seconds", {}).get(stage, 0.0) + time.perf_counter() - started
+    seconds = element.setdefault("seconds", {})
+    seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - started
 
 
 class DecodeVideoFn(beam.DoFn):
@@ -202,29 +202,6 @@ def _video_info(element: dict):
     return element["video_id"], info
 
 
-def parse_label_line(line: str, labels_path: str | None = None) -> tuple[str, list[int]]:
-    """``VideoId,Labels`` CSV row -> (video id, label ids).
-
-    The id must pass schema.video_id_problem and every label id lie in [0, schema.MAX_CLASSES); a ValueError
-    names the labels file, the row and the reason.
-    """
-    video_id, separator, labels = line.strip().partition(",")
-    video_id = video_id.strip()
-    try:
-        if not separator or not video_id:
-            raise ValueError("expected VideoId,Labels")
-        problem = schema.video_id_problem(video_id)
-        if problem:
-            raise ValueError(problem)
-        label_ids = [int(label) for label in labels.split()]
-        problem = next(filter(None, map(schema.label_id_problem, label_ids)), None)
-        if problem:
-            raise ValueError(problem)
-        return video_id, label_ids
-    except ValueError as error:
-        raise ValueError(f"{labels_path or 'labels file'}: bad row {line.strip()!r}: {error}") from None
-
-
 def build_records(joined):
     """(video_id, {'info': [info], 'frames': [(index, rgb)], 'labels': [ids]}) -> (SequenceExample, Example, stats).
 
@@ -284,7 +261,7 @@ def write_quarantine(rows: list[tuple[str, str]], output_dir: str) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["path", "reason"])
     writer.writerows(sorted(rows))
-    _write_text(os.path.join(output_dir, QUARANTINE_FILE), buffer.getvalue())
+    _write_text(os.path.join(output_dir, layout.QUARANTINE_FILE), buffer.getvalue())
 
 
 def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: IngestConfig, num_inputs: int) -> dict:
@@ -348,7 +325,7 @@ class Ingest(beam.PTransform):
         decoded = paths | "DecodeVideos" >> DecodeVideos(self.config)
         videos = decoded.videos | "ExtractFeatures" >> ExtractFeatures(self.config.backbone)
         projected = videos | "ProjectFeatures" >> ProjectFeatures(
-            self.config, os.path.join(self.output_dir, pca.TRANSFORM_DIR))
+            self.config, os.path.join(self.output_dir, layout.TRANSFORM_DIR))
         if self.labels_path:
             labels = (pipeline
                       | "ReadLabels" >> beam.io.ReadFromText(self.labels_path, skip_header_lines=1)
@@ -359,14 +336,14 @@ class Ingest(beam.PTransform):
         infos = videos | "VideoInfo" >> beam.Map(_video_info)
         frame_records, video_records, stats = (infos, projected, labels) | "BuildRecords" >> BuildRecords()
 
-        shards = {"num_shards": self.config.num_shards, "file_name_suffix": schema.RECORD_SUFFIX}
+        shards = {"num_shards": self.config.num_shards, "file_name_suffix": layout.RECORD_SUFFIX}
         _ = frame_records | "WriteFrames" >> beam.io.WriteToTFRecord(
-            os.path.join(self.output_dir, schema.FRAME_DIR, "part"), **shards)
+            os.path.join(self.output_dir, layout.FRAME_DIR, "part"), **shards)
         _ = video_records | "WriteVideos" >> beam.io.WriteToTFRecord(
-            os.path.join(self.output_dir, schema.VIDEO_DIR, "part"), **shards)
+            os.path.join(self.output_dir, layout.VIDEO_DIR, "part"), **shards)
 
         label_lists = stats | "VideoLabels" >> beam.Map(lambda s: s["labels"])
-        _ = label_lists | "AnalyzeLabels" >> AnalyzeLabels(os.path.join(self.output_dir, LABEL_STATS_DIR))
+        _ = label_lists | "AnalyzeLabels" >> AnalyzeLabels(os.path.join(self.output_dir, layout.LABEL_STATS_DIR))
 
         quarantined = (
             (decoded[QUARANTINE_TAG], pipeline | "PreQuarantined" >> beam.Create(self.pre_quarantined))
@@ -381,7 +358,7 @@ class Ingest(beam.PTransform):
                                       config=self.config, num_inputs=self.num_inputs)
         )
         _ = summary | "WriteSummary" >> beam.Map(
-            lambda s: _write_text(os.path.join(self.output_dir, SUMMARY_FILE), json.dumps(s, indent=2)))
+            lambda s: _write_text(os.path.join(self.output_dir, layout.SUMMARY_FILE), json.dumps(s, indent=2)))
         return summary
 
 
@@ -425,8 +402,7 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
 
 
 STAGE = "ingest"
-OUTPUT_NAMES = frozenset({schema.FRAME_DIR, schema.VIDEO_DIR, LABEL_STATS_DIR, pca.TRANSFORM_DIR, QUARANTINE_FILE,
-                          SUMMARY_FILE, feature_space.FEATURE_SPACE_FILE, f".{LABEL_STATS_DIR}.lock"})
+OUTPUT_NAMES = layout.INGEST_OUTPUT_NAMES | {f".{layout.LABEL_STATS_DIR}.lock"}
 _GLOB_CHARACTERS = "*?["
 
 
@@ -470,7 +446,7 @@ def check_legacy_records(output: Path) -> None:
     """
     if not output.is_dir() or outputs.read_marker(output) is not None:
         return
-    for level in (schema.FRAME_DIR, schema.VIDEO_DIR):
+    for level in (layout.FRAME_DIR, layout.VIDEO_DIR):
         folder = output / level
         if not folder.exists():
             continue
@@ -478,7 +454,7 @@ def check_legacy_records(output: Path) -> None:
             raise outputs.OutputError(f"output {output}: {level} is not a folder that vidpipe wrote; "
                                       f"choose an empty or new folder")
         foreign = sorted(entry.name for entry in folder.iterdir()
-                         if not (entry.is_file() and entry.name.endswith(schema.RECORD_SUFFIX))
+                         if not (entry.is_file() and entry.name.endswith(layout.RECORD_SUFFIX))
                          and not (entry.is_dir() and entry.name.startswith("beam-temp-")))
         if foreign:
             shown = ", ".join(f"{level}/{name}" for name in foreign[:3])
@@ -535,7 +511,7 @@ def _weights_digest(backbone: BackboneConfig) -> str:
 def describe_feature_space(config: IngestConfig, output_dir: str) -> dict:
     """The feature space of the records in ``output_dir``; its PCA is the transform or PCA files they were
     projected with (the fitted one under ``output_dir`` when the run fitted it)."""
-    pca_folder = config.pca_dir or config.transform_dir or os.path.join(output_dir, pca.TRANSFORM_DIR)
+    pca_folder = config.pca_dir or config.transform_dir or os.path.join(output_dir, layout.TRANSFORM_DIR)
     return feature_space.describe(
         backbone=config.backbone.name, weights=_weights_digest(config.backbone),
         frame_size=config.backbone.input_size, fps=config.fps, max_frames=config.max_frames,
@@ -565,17 +541,18 @@ def _run_pipeline(args: argparse.Namespace, beam_args: list[str], config: Ingest
         result = pipeline.run()
         result.wait_until_finish()
 
-    summary = json.loads(_read_text(os.path.join(output_dir, SUMMARY_FILE)))
+    summary = json.loads(_read_text(os.path.join(output_dir, layout.SUMMARY_FILE)))
     if not config.transform_dir and not config.pca_dir:
-        pca.write_transform_info(os.path.join(output_dir, pca.TRANSFORM_DIR), config.backbone.name,
+        pca.write_transform_info(os.path.join(output_dir, layout.TRANSFORM_DIR), config.backbone.name,
                                  config.backbone.feature_size)
     space = describe_feature_space(config, output_dir)
     feature_space.write(output_dir, space)
     summary["feature_space"] = space["id"]
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
-    summary["frames_per_second"] = round(summary["frames"] / summary["wall_seconds"], 2) if summary["wall_seconds"] else None
+    wall = summary["wall_seconds"]
+    summary["frames_per_second"] = round(summary["frames"] / wall, 2) if wall else None
     summary["output"] = args.output
-    _write_text(os.path.join(output_dir, SUMMARY_FILE), json.dumps(summary, indent=2))
+    _write_text(os.path.join(output_dir, layout.SUMMARY_FILE), json.dumps(summary, indent=2))
     return summary
 
 
@@ -590,9 +567,7 @@ def run(argv=None, test_pipeline=None) -> dict:
     if config.backbone.random_init:
         logger.warning(config.backbone.warnings()[0])
     if args.labels and not decode.is_remote(args.labels):
-        from vidpipe.submission import read_labels
-
-        read_labels(args.labels)  # fails fast with the line number of a bad row; the pipeline reads the file itself
+        check_labels_file(args.labels)  # fails fast with the line of a bad row; the pipeline reads the file itself
     paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
     check_inputs_outside_output(args, paths)
     if decode.is_remote(args.output):
@@ -605,7 +580,7 @@ def run(argv=None, test_pipeline=None) -> dict:
                             legacy_names=OUTPUT_NAMES) as staged:
         if config.transform_dir and not decode.is_remote(config.transform_dir) and _lies_within(
                 config.transform_dir, output.resolve()):
-            shutil.copytree(config.transform_dir, staged / pca.TRANSFORM_DIR)
+            shutil.copytree(config.transform_dir, staged / layout.TRANSFORM_DIR)
         return _run_pipeline(args, beam_args, config, paths, duplicates, str(staged), test_pipeline)
 
 

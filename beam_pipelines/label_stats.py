@@ -1,25 +1,19 @@
-"""Label vocabulary, counts and class weights with tensorflow-transform.
+"""Label counts of a PCollection of label lists with tensorflow-transform (AnalyzeLabels).
 
-``tft.vocabulary(..., store_frequency=True)`` counts how many videos carry each label. The class weight
-of label i is ``w_i = N / (C * n_i)`` with N the number of label occurrences, C the number of distinct
-labels and n_i the count of label i (the re-balancing weight of the YouTube-8M TF2 notebook), so the
-weights average to 1 over the training labels.
-
-Written to ``<out>/label_stats/``: ``label_counts.csv`` (label,count,weight), ``label_stats.json``
-(num_videos, num_classes, max_label, num_label_occurrences) and the tf.Transform output.
+``tft.vocabulary(..., store_frequency=True)`` counts how many videos carry each label; the class weights
+and the files under ``label_stats/`` are vidpipe.label_stats' (the one definition), the tf.Transform output
+goes to ``label_stats/transform/``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 import apache_beam as beam
 
-LABEL_STATS_DIR = "label_stats"
-LABEL_COUNTS_FILE = "label_counts.csv"
-LABEL_STATS_FILE = "label_stats.json"
-TRANSFORM_SUBDIR = "transform"
+from vidpipe.label_stats import class_weight_rows, write_label_stats
+from vidpipe.layout import LABEL_STATS_TRANSFORM_DIR
+
 VOCABULARY_NAME = "labels"
 LABELS_KEY = "labels"
 
@@ -35,9 +29,9 @@ def preprocessing_fn(inputs: dict) -> dict:
 
 
 def _read_vocabulary_counts(transform_fn_dir: str) -> dict[int, int]:
+    """The vocabulary asset ("count label" lines) -> {label: count}; tf.Transform's filler token is skipped."""
     import tensorflow as tf
 
-    """Reads the vocabulary asset ("count label" lines); tf.Transform's filler token for an empty vocabulary is skipped."""
     path = os.path.join(transform_fn_dir, "assets", VOCABULARY_NAME)
     counts = {}
     with tf.io.gfile.GFile(path) as vocabulary:
@@ -46,32 +40,6 @@ def _read_vocabulary_counts(transform_fn_dir: str) -> dict[int, int]:
             if label.lstrip("-").isdigit():
                 counts[int(label)] = int(float(count))
     return counts
-
-
-def class_weight_rows(counts: dict[int, int]) -> list[tuple[int, int, float]]:
-    """{label: n_i} -> [(label, n_i, N / (C * n_i))] sorted by label."""
-    total = sum(counts.values())
-    num_classes = len(counts)
-    return [(label, n, total / (num_classes * n)) for label, n in sorted(counts.items())]
-
-
-def write_label_stats(rows: list[tuple[int, int, float]], num_videos: int, out_dir: str) -> dict:
-    """(label, count, weight) rows -> label_counts.csv and label_stats.json under ``out_dir``."""
-    import tensorflow as tf
-
-    tf.io.gfile.makedirs(out_dir)
-    with tf.io.gfile.GFile(os.path.join(out_dir, LABEL_COUNTS_FILE), "w") as csv_file:
-        csv_file.write("label,count,weight\n")
-        csv_file.write("".join(f"{label},{count},{weight:.8g}\n" for label, count, weight in rows))
-    stats = {
-        "num_videos": num_videos,
-        "num_classes": len(rows),
-        "max_label": max((label for label, _, _ in rows), default=-1),
-        "num_label_occurrences": sum(count for _, count, _ in rows),
-    }
-    with tf.io.gfile.GFile(os.path.join(out_dir, LABEL_STATS_FILE), "w") as json_file:
-        json.dump(stats, json_file, indent=2)
-    return stats
 
 
 class AnalyzeLabels(beam.PTransform):
@@ -103,7 +71,8 @@ class AnalyzeLabels(beam.PTransform):
         )
         if self.output_dir:
             num_videos = labeled | "CountVideos" >> beam.combiners.Count.Globally()
-            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(os.path.join(self.output_dir, TRANSFORM_SUBDIR))
+            _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(
+                os.path.join(self.output_dir, LABEL_STATS_TRANSFORM_DIR))
             _ = (
                 rows
                 | "AllRows" >> beam.combiners.ToList()

@@ -15,14 +15,8 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_pipelines.label_stats import (
-    LABEL_COUNTS_FILE,
-    LABEL_STATS_DIR,
-    LABEL_STATS_FILE,
-    TRANSFORM_SUBDIR,
-    AnalyzeLabels,
-)
-from vidpipe import outputs, schema
+from beam_pipelines.label_stats import AnalyzeLabels
+from vidpipe import layout, outputs, schema
 from vidpipe.cli_args import label_stats_parser
 
 
@@ -52,7 +46,7 @@ class LabelStatsFromRecords(beam.PTransform):
 
 
 STAGE = "label_stats"
-OUTPUT_NAMES = frozenset({LABEL_COUNTS_FILE, LABEL_STATS_FILE, TRANSFORM_SUBDIR})
+OUTPUT_NAMES = frozenset({layout.LABEL_COUNTS_FILE, layout.LABEL_STATS_FILE, layout.LABEL_STATS_TRANSFORM_DIR})
 
 
 def _analyze(pattern: str, output_dir: str, beam_args: list[str], test_pipeline=None) -> None:
@@ -73,11 +67,11 @@ def run(argv=None, test_pipeline=None) -> dict:
     """
     parser = label_stats_parser()
     args, beam_args = parser.parse_known_args(argv)
-    output_dir = os.path.join(args.output or args.data, LABEL_STATS_DIR)
+    output_dir = os.path.join(args.output or args.data, layout.LABEL_STATS_DIR)
 
     import tensorflow as tf
 
-    pattern = schema.video_record_path_pattern(args.data)
+    pattern = layout.record_pattern(args.data, layout.VIDEO_DIR)
     if not tf.io.gfile.glob(pattern):
         raise FileNotFoundError(f"--data {args.data}: no video-level records match {pattern}")
     if outputs.is_remote(output_dir):
@@ -91,7 +85,7 @@ def run(argv=None, test_pipeline=None) -> dict:
         with outputs.staged_dir(final, STAGE, run=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
                                 legacy_names=OUTPUT_NAMES) as staged:
             _analyze(pattern, str(staged), beam_args, test_pipeline)
-    with tf.io.gfile.GFile(os.path.join(output_dir, LABEL_STATS_FILE)) as handle:
+    with tf.io.gfile.GFile(os.path.join(output_dir, layout.LABEL_STATS_FILE)) as handle:
         return json.load(handle)
 
 

@@ -16,14 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidpipe import schema
+from vidpipe import layout, schema
 
 WHITENING_EPSILON = 1e-4
 CNN_KEY = "cnn"
 VIDEO_ID_KEY = "video_id"
 FRAME_INDEX_KEY = "frame_index"
-TRANSFORM_DIR = "feature_transform"
-TRANSFORM_INFO_FILE = "vidpipe_feature_transform.json"
 
 
 def raw_feature_spec(feature_size: int = schema.CNN_FEATURE_SIZE) -> dict:
@@ -58,7 +56,7 @@ def write_transform_info(transform_dir: str, backbone: str, feature_size: int) -
     """Records which backbone's features a fitted transform expects, beside tf.Transform's own output."""
     import tensorflow as tf
 
-    with tf.io.gfile.GFile(os.path.join(transform_dir, TRANSFORM_INFO_FILE), "w") as handle:
+    with tf.io.gfile.GFile(os.path.join(transform_dir, layout.TRANSFORM_INFO_FILE), "w") as handle:
         json.dump({"backbone": backbone, "feature_size": feature_size, "output_size": schema.RGB_SIZE}, handle)
 
 
@@ -68,8 +66,8 @@ def check_transform_dir(transform_dir: str, backbone: str, feature_size: int) ->
 
     if not tf.io.gfile.isdir(os.path.join(transform_dir, "transform_fn")):
         raise FileNotFoundError(f"--transform-dir {transform_dir}: no transform_fn/ in it; pass the "
-                                f"{TRANSFORM_DIR}/ folder that an earlier ingest wrote")
-    info_path = os.path.join(transform_dir, TRANSFORM_INFO_FILE)
+                                f"{layout.TRANSFORM_DIR}/ folder that an earlier ingest wrote")
+    info_path = os.path.join(transform_dir, layout.TRANSFORM_INFO_FILE)
     if not tf.io.gfile.exists(info_path):
         return
     with tf.io.gfile.GFile(info_path) as handle:

@@ -31,7 +31,7 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from vidpipe import outputs
+from vidpipe import layout, outputs
 from vidpipe.cli_args import predict_parser
 from vidpipe.submission import PREDICTIONS_HEADER, format_submission_rows
 
@@ -62,7 +62,7 @@ class PredictFileFn(beam.DoFn):
         self._serving = None
 
     def setup(self):
-        from models.predict import load_serving_fn
+        from models.serving import load_serving_fn
 
         self._serving = load_serving_fn(self.export_dir)
 
@@ -80,7 +80,7 @@ class PredictFileFn(beam.DoFn):
         import tensorflow as tf
 
         from models import inputs
-        from models.predict import labels_outside
+        from models.serving import labels_outside
 
         try:
             outputs = self._serving(serialized)
@@ -183,15 +183,14 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
     """--model-dir, or the catalog's champion -> (SavedModel export dir, export metadata)."""
     import tensorflow as tf
 
-    from models.predict import resolve_export_dir
-    from models.train import EXPORT_METADATA
+    from models.serving import resolve_export_dir
 
     if model_dir:
         export_dir = resolve_export_dir(model_dir)
     else:
         from vidpipe.catalog import Catalog
 
-        with (Catalog(catalog_url) if catalog_url else Catalog.from_env()) as catalog:
+        with Catalog.open(catalog_url) as catalog:
             catalog.ensure_schema()
             champion = catalog.champion()
         if champion is None:
@@ -206,7 +205,7 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
         except FileNotFoundError as error:
             raise FileNotFoundError(f"{named}: {error}") from None
         logger.info("using champion model version %s from run %s: %s", champion.id, champion.run_id, export_dir)
-    path = os.path.join(export_dir, EXPORT_METADATA)
+    path = os.path.join(export_dir, layout.EXPORT_METADATA)
     try:
         with tf.io.gfile.GFile(path) as handle:
             metadata = json.loads(handle.read())
@@ -214,7 +213,7 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
         raise FileNotFoundError(f"{path}: missing; {export_dir} is not a vidpipe export") from None
     except ValueError as error:
         raise ValueError(f"{path}: not JSON ({error})") from None
-    if not isinstance(metadata, dict) or metadata.get("level") not in ("frame", "video") or not isinstance(
+    if not isinstance(metadata, dict) or metadata.get("level") not in layout.LEVELS or not isinstance(
             metadata.get("num_classes"), int):
         raise ValueError(f"{path}: not a vidpipe export description (needs level 'frame' or 'video' and num_classes)")
     return export_dir, metadata
@@ -326,14 +325,13 @@ def run(argv=None, test_pipeline=None) -> dict:
 
     import tensorflow as tf
 
-    from models.train import record_pattern
     from vidpipe import feature_space
 
     export_dir, metadata = resolve_model(args.model_dir, args.catalog_url)
     level, num_classes = metadata["level"], int(metadata["num_classes"])
     feature_space.check_same(metadata.get("feature_space"), feature_space.read(args.data),
                              f"model {export_dir}", f"records {args.data}")
-    pattern = record_pattern(args.data, level)
+    pattern = layout.record_pattern(args.data, level)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise ValueError(f"--data {args.data}: no {level}-level records match {pattern}")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidpipe.labels_csv import write_labels
 from vidpipe.metrics import SparseLabels, compute_metrics, evaluate_dense
-from vidpipe.submission import evaluate_submission, read_submission, write_labels, write_submission
+from vidpipe.submission import evaluate_submission, read_submission, write_submission
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,16 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from beam_pipelines import audio, decode, ingest  # noqa: E402
-from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor  # noqa: E402
-from beam_pipelines.pca import NumpyPca  # noqa: E402
-from vidpipe import records, schema  # noqa: E402
+from beam_pipelines import audio, decode, ingest
+from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor
+from beam_pipelines.pca import NumpyPca
+from vidpipe import records, schema
+from vidpipe.apps.demo.corpus import render_lavfi_clip
 
 SOURCES = ("testsrc", "mandelbrot", "life", "cellauto", "rgbtestsrc", "smptebars")
 
@@ -32,10 +29,9 @@ def make_clips(directory: str, count: int, seconds: int) -> list[str]:
     paths = []
     for index in range(count):
         path = os.path.join(directory, f"clip{index:02d}.mp4")
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        f"{SOURCES[index % len(SOURCES)]}=size=640x360:rate=25", "-f", "lavfi", "-i",
-                        f"sine=frequency={200 + 50 * index}:duration={seconds}", "-t", str(seconds),
-                        "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-shortest", path], check=True)
+        render_lavfi_clip(path, SOURCES[index % len(SOURCES)], seconds,
+                          f"sine=frequency={200 + 50 * index}:duration={seconds}", size="640x360", rate=25,
+                          preset="veryfast")
         paths.append(path)
     return paths
 
@@ -74,8 +70,8 @@ def main() -> None:
     sample = frames[: min(n, 30)]
     _, single_s = timed(lambda: [single(frame[None]) for frame in sample])
     rng = np.random.default_rng(0)
-    projection = NumpyPca(cnn.mean(0), np.linalg.qr(rng.normal(size=(backbone.feature_size, 1024)))[0].astype(np.float32),
-                          np.ones(1024, np.float32))
+    components = np.linalg.qr(rng.normal(size=(backbone.feature_size, 1024)))[0].astype(np.float32)
+    projection = NumpyPca(cnn.mean(0), components, np.ones(1024, np.float32))
     rgb, pca_s = timed(lambda: schema.quantize(projection(cnn)))
     record_path = os.path.join(work, "bench.tfrecord")
 
@@ -93,7 +89,8 @@ def main() -> None:
     _, write_s = timed(write)
     batched_fps, single_fps = n / cnn_s, len(sample) / single_s
     stages = {"decode (ffmpeg, 1 fps)": n / decode_s, "audio (log-mel)": n / audio_s,
-              f"CNN {args.backbone}, batch 32": batched_fps, "CNN one frame at a time (youtube-8m extractor style)": single_fps,
+              f"CNN {args.backbone}, batch 32": batched_fps,
+              "CNN one frame at a time (youtube-8m extractor style)": single_fps,
               "PCA + quantize": n / pca_s, "SequenceExample build + write": n / write_s}
     print(f"\nper stage, {n} frames:")
     for name, fps in stages.items():

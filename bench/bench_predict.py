@@ -22,7 +22,8 @@ from vidpipe.apps.train_cli import build_config  # noqa: E402
 CASES = {
     "moe (video level, 3862 classes)": ("moe", "video", ["num_classes=3862", "input.batch_size=64"]),
     "dbof (frame level, 256 clusters, 3862 classes)": (
-        "dbof", "frame", ["num_classes=3862", "input.batch_size=32", "model.cluster_size=256", "model.hidden_size=256"]),
+        "dbof", "frame",
+        ["num_classes=3862", "input.batch_size=32", "model.cluster_size=256", "model.hidden_size=256"]),
 }
 
 RUNNER_MODES = {

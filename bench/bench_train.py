@@ -27,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 from models import inputs, losses, registry, synthetic, train  # noqa: E402
 from models.config import apply_overrides  # noqa: E402
+from vidpipe import layout  # noqa: E402
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _rate(examples: int, seconds: float) -> float:
 def measure(case: Case, data_dir: str, steps: int) -> Measurement:
     cfg = apply_overrides(registry.default_config(case.model_name), case.overrides)
     cfg = train.resolve_config(cfg, data_dir)
-    pattern = train.record_pattern(data_dir, cfg.input.level)
+    pattern = layout.record_pattern(data_dir, cfg.input.level)
 
     def batches():
         return inputs.make_dataset(pattern, cfg.input, cfg.num_classes, training=True, seed=0).repeat()
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         data_dirs = write_data(root, args.quick)
         print(f"wrote synthetic records in {time.perf_counter() - start:.1f}s")
-        header = f"{'model':52s} {'level':5s} {'batch':>5s} {'params':>10s} {'input ex/s':>11s} {'step ex/s':>10s} {'pipeline ex/s':>13s}  verdict"
+        header = (f"{'model':52s} {'level':5s} {'batch':>5s} {'params':>10s} {'input ex/s':>11s} "
+                  f"{'step ex/s':>10s} {'pipeline ex/s':>13s}  verdict")
         print(header)
         print("-" * len(header))
         for case in CASES:

@@ -1,11 +1,17 @@
 """Typed experiment configuration: dataclasses with a JSON round trip and dotted overrides.
 
-An :class:`ExperimentConfig` names a model from :mod:`models.registry` and carries that model's
-own config dataclass, the input pipeline config and the training config::
+An :class:`ExperimentConfig` names a model (:data:`MODEL_CONFIGS`, the names of :mod:`models.registry`)
+and carries that model's own config dataclass, the input pipeline config and the training config::
 
-    cfg = ExperimentConfig(model_name="dbof", model=DbofConfig(cluster_size=256))
-    cfg = apply_overrides(cfg, ["model.video_level.num_mixtures=4", "train.batch_size=64"])
-    cfg.save("config.json"); ExperimentConfig.load("config.json") == cfg
+    >>> from models.config import DbofConfig, ExperimentConfig, apply_overrides
+    >>> cfg = ExperimentConfig(model_name="dbof", model=DbofConfig(cluster_size=256))
+    >>> cfg = apply_overrides(cfg, ["model.video_level.num_mixtures=4", "input.batch_size=64"])
+    >>> cfg.model.cluster_size, cfg.model.video_level.num_mixtures, cfg.input.batch_size
+    (256, 4, 64)
+    >>> ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    True
+
+``cfg.save("config.json")`` and ``ExperimentConfig.load("config.json")`` make the same round trip through a file.
 
 Numeric fields declare their allowed range with :func:`bounded`; a value outside it raises a one-line
 ConfigError naming the dotted key, the range and the value (``train.max_steps must be >= 1, got -5``)
@@ -13,9 +19,8 @@ when the config is built, loaded or overridden, before any training starts.
 
 Fields whose config class depends on a sibling name (``ExperimentConfig.model`` on ``model_name``,
 ``DbofConfig.video_level`` on ``video_level_model``) are declared with :func:`model_config_field`;
-:meth:`Config.from_dict` looks the class up in the registry by that name.
+:meth:`Config.from_dict` looks the class up by that name in :data:`MODEL_CONFIGS`.
 """
-
 from __future__ import annotations
 
 import copy
@@ -24,8 +29,9 @@ import json
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Sequence, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 ConfigT = TypeVar("ConfigT", bound="Config")
 
@@ -92,17 +98,63 @@ def model_config_field(name_field: str, default_factory) -> Any:
 
 
 def _model_config_class(model_name: str) -> type:
-    # Imported here: the registry imports the model modules, which import this one.
-    from models import registry
-
-    return registry.get(model_name).config_cls
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    """The config dataclass of the model ``model_name`` (see :data:`MODEL_CONFIGS`)."""
+    try:
+        return MODEL_CONFIGS[model_name]
+    except KeyError:
+        raise ConfigError(f"unknown model {model_name!r}; known models: {', '.join(sorted(MODEL_CONFIGS))}") from None
 
 
-def _parse_bool(value: Any, path: str) -> bool:
+def _is_none(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null"))
+
+
+def _coerce_union(tp: Any, value: Any, path: str) -> Any:
+    """Optional[X] / X | Y: None where allowed, else the first arm that accepts ``value``."""
+    args = typing.get_args(tp)
+    arms = [arm for arm in args if arm is not type(None)]
+    if _is_none(value):
+        if len(arms) < len(args):
+            return None
+        raise ConfigError(f"{path}: None is not allowed")
+    errors = []
+    for arm in arms:
+        try:
+            return _coerce(arm, value, path)
+        except ConfigError as err:
+            errors.append(str(err))
+    raise ConfigError("; ".join(errors))
+
+
+def _coerce_literal(tp: Any, value: Any, path: str) -> Any:
+    if value not in typing.get_args(tp):
+        raise ConfigError(f"{path}: {value!r} is not one of {list(typing.get_args(tp))}")
+    return value
+
+
+def _coerce_tuple(tp: Any, value: Any, path: str) -> tuple:
+    """A list, a JSON list string ("[1, 2]") or a comma-separated string ("rgb,audio") -> tuple."""
+    if isinstance(value, str):
+        text = value.strip()
+        items = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{path}: expected a list, got {value!r}")
+    args = typing.get_args(tp)
+    item_type = args[0] if args else Any
+    return tuple(_coerce(item_type, item, f"{path}[{i}]") for i, item in enumerate(items))
+
+
+def _coerce_dataclass(tp: Any, value: Any, path: str) -> Any:
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a mapping for {tp.__name__}, got {value!r}")
+    return tp.from_dict(value, _path=path)
+
+
+def _coerce_bool(tp: Any, value: Any, path: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
@@ -114,72 +166,59 @@ def _parse_bool(value: Any, path: str) -> bool:
     raise ConfigError(f"{path}: expected a bool (true/false), got {value!r}")
 
 
+def _coerce_int(tp: Any, value: Any, path: str) -> int:
+    """An int, an integral float, or a string of one ("1_000", "1e3")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.replace("_", ""))
+        except ValueError:
+            number = math.nan
+        if number.is_integer():
+            return int(number)
+    raise ConfigError(f"{path}: expected an int, got {value!r}")
+
+
+def _coerce_float(tp: Any, value: Any, path: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a float, got {value!r}")
+    try:
+        return float(value.replace("_", "") if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: expected a float, got {value!r}") from None
+
+
+def _coerce_str(tp: Any, value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    return value
+
+
+def _keep(tp: Any, value: Any, path: str) -> Any:
+    return value
+
+
+_COERCERS_BY_ORIGIN = {Union: _coerce_union, types.UnionType: _coerce_union, Literal: _coerce_literal,
+                       tuple: _coerce_tuple}
+_COERCERS_BY_TYPE = {bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str}
+
+
+def _coercer(tp: Any):
+    """The coercer of an annotation: by its generic origin, else dataclass, else by the plain type."""
+    origin = typing.get_origin(tp)
+    if origin is not None:
+        return _COERCERS_BY_ORIGIN.get(origin, _keep)
+    if dataclasses.is_dataclass(tp):
+        return _coerce_dataclass
+    return _COERCERS_BY_TYPE.get(tp, _keep)
+
+
 def _coerce(tp: Any, value: Any, path: str) -> Any:
     """Convert ``value`` (JSON value or override string) to the annotated type ``tp``."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        non_none = [a for a in args if a is not type(None)]
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
-            if len(non_none) < len(args):
-                return None
-            raise ConfigError(f"{path}: None is not allowed")
-        errors = []
-        for arm in non_none:
-            try:
-                return _coerce(arm, value, path)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError("; ".join(errors))
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: {value!r} is not one of {list(args)}")
-        return value
-    if origin is tuple:
-        if isinstance(value, str):
-            text = value.strip()
-            items = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
-        elif isinstance(value, (list, tuple)):
-            items = list(value)
-        else:
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        item_type = args[0] if args else Any
-        return tuple(_coerce(item_type, item, f"{path}[{i}]") for i, item in enumerate(items))
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping for {tp.__name__}, got {value!r}")
-        return tp.from_dict(value, _path=path)
-    if tp is bool:
-        return _parse_bool(value, path)
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{path}: expected an int, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value.replace("_", ""))
-            except ValueError:
-                raise ConfigError(f"{path}: expected an int, got {value!r}") from None
-            if number.is_integer():
-                return int(number)
-        raise ConfigError(f"{path}: expected an int, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{path}: expected a float, got {value!r}")
-        try:
-            return float(value.replace("_", "") if isinstance(value, str) else value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: expected a float, got {value!r}") from None
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    return value
+    return _coercer(tp)(tp, value, path)
 
 
 def _check_literal(tp: Any, value: Any, path: str) -> None:
@@ -231,7 +270,7 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls: type[ConfigT], data: dict[str, Any], _path: str = "") -> ConfigT:
+    def from_dict(cls, data: dict[str, Any], _path: str = "") -> typing.Self:
         """Inverse of :meth:`to_dict`; missing keys take defaults, unknown keys raise ConfigError."""
         if not isinstance(data, dict):
             raise ConfigError(f"{_path or cls.__name__}: expected a mapping, got {data!r}")
@@ -269,7 +308,7 @@ class Config:
             handle.write(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def load(cls: type[ConfigT], path: str) -> ConfigT:
+    def load(cls, path: str) -> typing.Self:
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path) as handle:
@@ -296,7 +335,7 @@ class InputConfig(Config):
 
     _section = "input"
 
-    level: Optional[Literal["frame", "video"]] = None
+    level: Literal["frame", "video"] | None = None
     feature_names: tuple[str, ...] = ("rgb", "audio")
     max_frames: int = bounded(300, ge=1)
     batch_size: int = bounded(256, ge=1)
@@ -310,7 +349,8 @@ class InputConfig(Config):
 
         known = [spec.name for spec in schema.FEATURES]
         if not self.feature_names or any(name not in known for name in self.feature_names):
-            raise ConfigError(f"InputConfig.feature_names: {list(self.feature_names)} must be a non-empty subset of {known}")
+            raise ConfigError(f"InputConfig.feature_names: {list(self.feature_names)} "
+                              f"must be a non-empty subset of {known}")
 
 
 @dataclass
@@ -336,7 +376,7 @@ class TrainConfig(Config):
     clip_gradient_norm: float = bounded(1.0, ge=0)
     regularization_penalty: float = bounded(1.0, ge=0)
     num_epochs: int = bounded(5, ge=1)
-    max_steps: Optional[int] = bounded(None, ge=1)
+    max_steps: int | None = bounded(None, ge=1)
     checkpoint_every_steps: int = bounded(1000, ge=1)
     keep_checkpoints: int = bounded(3, ge=1)
     log_every_steps: int = bounded(50, ge=1)
@@ -410,7 +450,19 @@ class ExperimentConfig(Config):
     model: ModelConfig = model_config_field("model_name", MoeConfig)
     input: InputConfig = field(default_factory=InputConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    num_classes: Optional[int] = bounded(None, ge=1, le=MAX_NUM_CLASSES)
+    num_classes: int | None = bounded(None, ge=1, le=MAX_NUM_CLASSES)
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
+    "logistic": LogisticConfig,
+    "moe": MoeConfig,
+    "frame_logistic": FrameLevelLogisticConfig,
+    "dbof": DbofConfig,
+    "lstm": RnnConfig,
+    "rnn": RnnConfig,
+}
+"""Model name -> its config dataclass, aliases included (vidpipe.layout MODEL_NAMES and MODEL_ALIASES);
+:data:`models.registry.MODELS` builds each model from the config class listed here."""
 
 
 def _paths_ending_with(data: dict[str, Any], name: str, prefix: str = "") -> list[str]:

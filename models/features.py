@@ -12,11 +12,10 @@ from typing import Mapping, Sequence
 
 import keras
 
-from vidpipe import schema
+from vidpipe import layout, schema
 
 VIDEO_ID = "video_id"
 NUM_FRAMES = "num_frames"
-LEVELS = ("frame", "video")
 
 _SPECS = {spec.name: spec for spec in schema.FEATURES}
 
@@ -37,11 +36,9 @@ def mean_feature_name(name: str) -> str:
 
 def model_input_keys(level: str, feature_names: Sequence[str]) -> list[str]:
     """The dict keys a model of ``level`` reads, in concatenation order."""
-    if level == "frame":
+    if layout.check_level(level) == layout.FRAME_DIR:
         return [*feature_names, NUM_FRAMES]
-    if level == "video":
-        return [mean_feature_name(name) for name in feature_names]
-    raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    return [mean_feature_name(name) for name in feature_names]
 
 
 def model_inputs(features: Mapping, level: str, feature_names: Sequence[str]) -> dict:

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from models.config import InputConfig
 from models.features import NUM_FRAMES, VIDEO_ID, feature_size, mean_feature_name
-from vidpipe import records, schema
+from vidpipe import layout, records, schema
 
 OutOfRange = Literal["raise", "drop"]
 
@@ -173,12 +173,10 @@ def video_features_batch(serialized: tf.Tensor, feature_names: Sequence[str]) ->
 def parse_serialized_batch(serialized: tf.Tensor, level: str, feature_names: Sequence[str],
                            max_frames: int) -> dict[str, tf.Tensor]:
     """Serialized records [N] -> model features with "video_id", padded as at evaluation time."""
-    if level == "video":
+    if layout.check_level(level) == layout.VIDEO_DIR:
         features = video_features_batch(serialized, feature_names)
         features.pop("labels")
         return features
-    if level != "frame":
-        raise ValueError(f"level must be 'frame' or 'video', got {level!r}")
     signature = {VIDEO_ID: tf.TensorSpec([], tf.string), NUM_FRAMES: tf.TensorSpec([], tf.int32)}
     for name in feature_names:
         signature[name] = tf.TensorSpec([max_frames, feature_size(name)], tf.float32)
@@ -193,7 +191,7 @@ def parse_serialized_batch(serialized: tf.Tensor, level: str, feature_names: Seq
 def parse_labels_batch(serialized: tf.Tensor, level: str) -> tf.RaggedTensor:
     """Serialized records [N] -> labels as a RaggedTensor [N, (L)] int64."""
     spec = {schema.LABELS: tf.io.VarLenFeature(tf.int64)}
-    if level == "video":
+    if layout.check_level(level) == layout.VIDEO_DIR:
         labels = tf.io.parse_example(serialized, spec)[schema.LABELS]
     else:
         context, _, _ = tf.io.parse_sequence_example(serialized, context_features=spec)
@@ -215,8 +213,9 @@ def make_dataset(file_pattern: str, input_cfg: InputConfig, num_classes: int, tr
     ``input_cfg.level`` must be set ("frame" or "video").
     """
     level = input_cfg.level
-    if level not in ("frame", "video"):
-        raise ValueError(f"input_cfg.level must be 'frame' or 'video', got {level!r}")
+    if level is None:
+        raise ValueError("input_cfg.level is unset; set it to 'frame' or 'video' (models.train.resolve_config does)")
+    layout.check_level(level)
     ordered = deterministic or not training
     if training and seed is None:
         seed = random.getrandbits(31)

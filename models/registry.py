@@ -1,6 +1,7 @@
 """The model zoo: an explicit name -> :class:`ModelSpec` table.
 
-Every buildable model is listed in :data:`MODELS`; nothing registers itself on import.
+Every buildable model is listed in :data:`MODELS`; nothing registers itself on import. Its config class
+comes from :data:`models.config.MODEL_CONFIGS`, which holds the same names.
 ``build_fn(model_cfg, num_classes, input_cfg) -> keras.Model``; video-level models also provide
 ``head_fn(model_cfg, num_classes) -> keras.layers.Layer`` so frame-level models can use them as
 their classifier (``DbofConfig.video_level_model``).
@@ -9,14 +10,20 @@ their classifier (``DbofConfig.video_level_model``).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import keras
 
 from models import frame_level, video_level
-from models.config import (DbofConfig, ExperimentConfig, FrameLevelLogisticConfig, InputConfig,
-                           LogisticConfig, ModelConfig, MoeConfig, RnnConfig)
+from models.config import (
+    MODEL_CONFIGS,
+    DbofConfig,
+    ExperimentConfig,
+    InputConfig,
+    ModelConfig,
+    RnnConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,7 @@ class ModelSpec:
     config_cls: type
     level: str
     description: str = ""
-    head_fn: Optional[Callable[[ModelConfig, int], keras.layers.Layer]] = None
+    head_fn: Callable[[ModelConfig, int], keras.layers.Layer] | None = None
 
 
 def make_head(name: str, head_cfg: ModelConfig, num_classes: int) -> keras.layers.Layer:
@@ -49,19 +56,22 @@ def _build_rnn(cfg: RnnConfig, num_classes: int, input_cfg: InputConfig) -> kera
     return frame_level.build_rnn(cfg, num_classes, input_cfg, head)
 
 
-_RNN = ModelSpec(_build_rnn, RnnConfig, "frame", "stacked LSTM/GRU over frames -> video-level head")
+def _spec(name: str, build_fn, level: str, description: str, head_fn=None) -> ModelSpec:
+    return ModelSpec(build_fn, MODEL_CONFIGS[name], level, description, head_fn)
+
+
+_RNN = _spec("lstm", _build_rnn, "frame", "stacked LSTM/GRU over frames -> video-level head")
 
 MODELS: dict[str, ModelSpec] = {
-    "logistic": ModelSpec(video_level.build_logistic, LogisticConfig, "video",
-                          "logistic regression on mean features", head_fn=video_level.logistic_head),
-    "moe": ModelSpec(video_level.build_moe, MoeConfig, "video",
-                     "mixture of logistic experts on mean features", head_fn=video_level.moe_head),
-    "frame_logistic": ModelSpec(frame_level.build_frame_logistic, FrameLevelLogisticConfig, "frame",
-                                "logistic regression on the mean of the true frames"),
-    "dbof": ModelSpec(_build_dbof, DbofConfig, "frame",
-                      "deep bag of frames -> video-level head"),
-    "rnn": _RNN,
+    "logistic": _spec("logistic", video_level.build_logistic, "video", "logistic regression on mean features",
+                      head_fn=video_level.logistic_head),
+    "moe": _spec("moe", video_level.build_moe, "video", "mixture of logistic experts on mean features",
+                 head_fn=video_level.moe_head),
+    "frame_logistic": _spec("frame_logistic", frame_level.build_frame_logistic, "frame",
+                            "logistic regression on the mean of the true frames"),
+    "dbof": _spec("dbof", _build_dbof, "frame", "deep bag of frames -> video-level head"),
     "lstm": _RNN,
+    "rnn": _RNN,
 }
 
 
@@ -85,7 +95,7 @@ def build_model(cfg: ExperimentConfig, num_classes: int | None = None) -> keras.
     spec = get(cfg.model_name)
     num_classes = num_classes if num_classes is not None else cfg.num_classes
     if not num_classes or num_classes < 1:
-        raise ValueError("num_classes is unset; resolve it from the data (models.losses.load_num_classes)")
+        raise ValueError("num_classes is unset; resolve it from the data (vidpipe.label_stats.load_num_classes)")
     if not isinstance(cfg.model, spec.config_cls):
         raise TypeError(f"model {cfg.model_name!r} needs a {spec.config_cls.__name__}, "
                         f"got {type(cfg.model).__name__}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from vidpipe import records, schema
+from vidpipe import label_stats, layout, records, schema
 
 FEATURE_DIM = schema.RGB_SIZE + schema.AUDIO_SIZE
 
@@ -48,11 +48,10 @@ def synthetic_videos(num_videos: int, num_classes: int, min_frames: int = 4, max
 
 def write_label_stats(data_dir: str, labels: list[list[int]]) -> None:
     """<data_dir>/label_stats/ for ``labels`` in the layout and with the weights that ingest writes."""
-    from beam_pipelines.label_stats import LABEL_STATS_DIR, class_weight_rows, write_label_stats as write_stats
-
     counts = Counter(label for video_labels in labels for label in video_labels)
-    write_stats(class_weight_rows(dict(counts)), sum(1 for video_labels in labels if video_labels),
-                os.path.join(data_dir, LABEL_STATS_DIR))
+    label_stats.write_label_stats(label_stats.class_weight_rows(dict(counts)),
+                                  sum(1 for video_labels in labels if video_labels),
+                                  os.path.join(data_dir, label_stats.LABEL_STATS_DIR))
 
 
 def write_synthetic_data(data_dir: str, num_videos: int = 64, num_classes: int = 8, num_files: int = 2,
@@ -61,8 +60,9 @@ def write_synthetic_data(data_dir: str, num_videos: int = 64, num_classes: int =
     """Write ``num_videos`` toy videos as frame and/or video records plus label stats under ``data_dir``."""
     writers = {}
     for level in levels:
+        layout.check_level(level)
         os.makedirs(os.path.join(data_dir, level), exist_ok=True)
-        writers[level] = [tf.io.TFRecordWriter(os.path.join(data_dir, level, f"part-{i:05d}{schema.RECORD_SUFFIX}"))
+        writers[level] = [tf.io.TFRecordWriter(os.path.join(data_dir, level, f"part-{i:05d}{layout.RECORD_SUFFIX}"))
                           for i in range(num_files)]
     result = SyntheticData(data_dir, [], [], [])
     videos = synthetic_videos(num_videos, num_classes, min_frames, max_frames, seed=seed)

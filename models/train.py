@@ -1,4 +1,4 @@
-"""Training loop, checkpoints with resume, TensorBoard scalars and SavedModel export.
+"""Training: the loop, checkpoints with resume, TensorBoard scalars, and the export at the end.
 
 Layout of ``train_dir``::
 
@@ -10,6 +10,8 @@ Layout of ``train_dir``::
                              -> {"video_id": [N] string, "probabilities": [N, C] float32}
     export/latest            text file naming the newest export directory (e.g. "1200")
 
+(names from :mod:`vidpipe.layout`; the export is written by :mod:`models.export`).
+
 A second call with the same train_dir resumes from the latest checkpoint. An interrupted epoch
 restarts from its beginning (the step count carries on), so ``max_steps`` bounds the total.
 With ``train.deterministic`` (the default) a run from scratch is reproducible: the same seed, data
@@ -19,28 +21,27 @@ and machine give the same weights bit for bit on CPU (GPUs also need ``train.op_
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
-from dataclasses import dataclass, replace
-from typing import Callable, Optional
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import keras
 import tensorflow as tf
 
 from models import inputs, losses, registry
-from models.config import ExperimentConfig
-from models.features import VIDEO_ID, model_inputs
-from vidpipe import schema
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = "logs"
-EXPORT_DIR = "export"
-LATEST_EXPORT = "latest"
-EXPORT_METADATA = "vidpipe_export.json"
-SERVING_SIGNATURE = "serving_default"
+from models.config import ExperimentConfig, TrainConfig
+from models.export import export_saved_model
+from models.features import model_inputs
+from vidpipe import label_stats
+from vidpipe.layout import (
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    EXPORT_DIR,
+    LOG_DIR,
+    record_pattern,
+)
 
 
 @dataclass
@@ -51,9 +52,9 @@ class TrainResult:
     start_step: int
     step: int
     epochs_completed: int
-    final_loss: Optional[float]
-    validation_loss: Optional[float]
-    examples_per_second: Optional[float]
+    final_loss: float | None
+    validation_loss: float | None
+    examples_per_second: float | None
     checkpoint_path: str
     export_dir: str
     config: ExperimentConfig
@@ -78,15 +79,6 @@ class StaircaseExampleDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "decay_examples": self.decay_examples, "batch_size": self.batch_size}
 
 
-def record_pattern(data_dir: str, level: str) -> str:
-    """``<data>/frame/*.tfrecord`` or ``<data>/video/*.tfrecord``."""
-    if level == "frame":
-        return schema.frame_record_path_pattern(data_dir)
-    if level == "video":
-        return schema.video_record_path_pattern(data_dir)
-    raise ValueError(f"level must be 'frame' or 'video', got {level!r}")
-
-
 def resolve_config(cfg: ExperimentConfig, data_dir: str | None = None) -> ExperimentConfig:
     """Fill in input.level from the model and num_classes (max_label + 1) from ``data_dir``."""
     spec = registry.get(cfg.model_name)
@@ -96,7 +88,7 @@ def resolve_config(cfg: ExperimentConfig, data_dir: str | None = None) -> Experi
     if num_classes is None:
         if data_dir is None:
             raise ValueError("num_classes is unset and no data_dir to read label_stats from")
-        num_classes = losses.load_num_classes(data_dir)
+        num_classes = label_stats.load_num_classes(data_dir)
     return replace(cfg, input=replace(cfg.input, level=spec.level), num_classes=num_classes)
 
 
@@ -142,7 +134,7 @@ def make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
             label_loss = loss_fn(labels, probabilities)
             total_loss = label_loss
             if model.losses and penalty:
-                total_loss = total_loss + penalty * tf.add_n([tf.cast(l, tf.float32) for l in model.losses])
+                total_loss = total_loss + penalty * tf.add_n([tf.cast(term, tf.float32) for term in model.losses])
             scaled_loss = optimizer.scale_loss(total_loss)
         gradients = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply(gradients, model.trainable_variables)
@@ -168,67 +160,6 @@ def evaluate_loss(model: keras.Model, dataset: tf.data.Dataset, cfg: ExperimentC
     return total / count if count else float("nan")
 
 
-class ServingModule(tf.Module):
-    """Wraps a Keras model with a string-in signature: serialized records [N] -> video ids, probabilities."""
-
-    def __init__(self, model: keras.Model, level: str, feature_names: tuple[str, ...], max_frames: int):
-        super().__init__(name="vidpipe_serving")
-        self.model = model
-        self._level = level
-        self._feature_names = tuple(feature_names)
-        self._max_frames = max_frames
-        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name="serialized")])
-
-    def _serve(self, serialized):
-        features = inputs.parse_serialized_batch(serialized, self._level, self._feature_names, self._max_frames)
-        probabilities = self.model(model_inputs(features, self._level, self._feature_names), training=False)
-        return {"video_id": features[VIDEO_ID], "probabilities": tf.cast(probabilities, tf.float32)}
-
-
-def _write_text_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    with tf.io.gfile.GFile(tmp, "w") as handle:
-        handle.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
-
-
-def export_saved_model(model: keras.Model, cfg: ExperimentConfig, export_root: str, step: int,
-                       train_data_dir: str | None = None) -> str:
-    """Write ``<export_root>/<step>/`` (SavedModel + vidpipe_export.json) and point ``latest`` at it.
-
-    The metadata carries the feature space of ``train_data_dir``'s records (None when unknown), which
-    prediction and evaluation compare with the records they score.
-    """
-    from vidpipe import feature_space
-    export_dir = os.path.join(export_root, str(step))
-    staging = f"{export_dir}.tmp"
-    for path in (staging, export_dir):
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
-    module = ServingModule(model, cfg.input.level, cfg.input.feature_names, cfg.input.max_frames)
-    tf.saved_model.save(module, staging, signatures={SERVING_SIGNATURE: module.serve})
-    metadata = {"model_name": cfg.model_name, "level": cfg.input.level, "num_classes": cfg.num_classes,
-                "feature_names": list(cfg.input.feature_names), "max_frames": cfg.input.max_frames,
-                "step": step, "signature": SERVING_SIGNATURE, "config": cfg.to_dict(),
-                "feature_space": feature_space.read(train_data_dir) if train_data_dir else None}
-    with tf.io.gfile.GFile(os.path.join(staging, EXPORT_METADATA), "w") as handle:
-        json.dump(metadata, handle, indent=2)
-    tf.io.gfile.rename(staging, export_dir)
-    _write_text_atomically(os.path.join(export_root, LATEST_EXPORT), f"{step}\n")
-    return export_dir
-
-
-def load_model_from_checkpoint(train_dir: str, checkpoint_path: str | None = None) -> tuple[keras.Model, ExperimentConfig]:
-    """Rebuild the model from ``train_dir/config.json`` and restore a checkpoint (default: latest)."""
-    cfg = ExperimentConfig.load(os.path.join(train_dir, CONFIG_FILE))
-    checkpoint_path = checkpoint_path or tf.train.latest_checkpoint(os.path.join(train_dir, CHECKPOINT_DIR))
-    if checkpoint_path is None:
-        raise FileNotFoundError(f"no checkpoint under {os.path.join(train_dir, CHECKPOINT_DIR)}")
-    model = registry.build_model(cfg)
-    tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial()
-    return model, cfg
-
-
 def _check_resumable(train_dir: str, cfg: ExperimentConfig) -> None:
     path = os.path.join(train_dir, CONFIG_FILE)
     if not tf.io.gfile.exists(path):
@@ -245,108 +176,182 @@ def _check_resumable(train_dir: str, cfg: ExperimentConfig) -> None:
                          "use a new train_dir or the saved config.json")
 
 
+
+def prepare_train_dir(train_dir: str, cfg: ExperimentConfig) -> None:
+    """Create ``train_dir``, refuse a checkpoint of another model there, write config.json."""
+    tf.io.gfile.makedirs(train_dir)
+    if tf.train.latest_checkpoint(os.path.join(train_dir, CHECKPOINT_DIR)):
+        _check_resumable(train_dir, cfg)
+    cfg.save(os.path.join(train_dir, CONFIG_FILE))
+
+
+def seed_everything(train_cfg: TrainConfig) -> None:
+    """Seed Python, numpy and TensorFlow; turn on deterministic kernels when asked."""
+    keras.utils.set_random_seed(train_cfg.seed)
+    if train_cfg.op_determinism:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_loss(cfg: ExperimentConfig, data_dir: str) -> losses.CrossEntropyLoss:
+    """Cross-entropy, class weighted from ``data_dir``'s label statistics when ``train.class_weighted_loss``."""
+    class_weights = (label_stats.load_class_weights(data_dir, cfg.num_classes, cfg.train.class_weight_power)
+                     if cfg.train.class_weighted_loss else None)
+    return losses.CrossEntropyLoss(class_weights)
+
+
+@dataclass
+class RunStats:
+    """Losses and throughput of one call to :func:`train`; the first (tracing) step is left out of the rate."""
+
+    final_loss: float | None = None
+    validation_loss: float | None = None
+    window_start: float = field(default_factory=time.perf_counter)
+    window_examples: int = 0
+    run_start: float | None = None
+    run_examples: int = 0
+
+    def count(self, batch: int) -> None:
+        if self.run_start is None:
+            self.run_start = time.perf_counter()
+        else:
+            self.run_examples += batch
+        self.window_examples += batch
+
+    def window_rate(self) -> float:
+        """Examples per second since the last call (or the start); starts a new window."""
+        now = time.perf_counter()
+        rate = self.window_examples / max(now - self.window_start, 1e-9)
+        self.window_start, self.window_examples = now, 0
+        return rate
+
+    def examples_per_second(self) -> float | None:
+        elapsed = time.perf_counter() - self.run_start if self.run_start is not None else 0.0
+        return self.run_examples / elapsed if self.run_examples and elapsed > 0 else None
+
+
+class Trainer:
+    """The model, optimizer and checkpointed counters of one train dir, and the loop over them.
+
+    Build it inside :func:`precision_policy`; ``restore`` resumes from the latest checkpoint.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, train_dir: str, loss_fn: Callable, mixed: bool, progress: bool):
+        self.cfg = cfg
+        self.model = registry.build_model(cfg)
+        self.optimizer = make_optimizer(cfg, mixed)
+        self.optimizer.build(self.model.trainable_variables)
+        self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.examples_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step_var,
+                                         epoch=self.epoch_var, examples=self.examples_var)
+        self.checkpoint = checkpoint
+        self.manager = tf.train.CheckpointManager(checkpoint, os.path.join(train_dir, CHECKPOINT_DIR),
+                                                  max_to_keep=cfg.train.keep_checkpoints)
+        self._train_step = make_train_step(self.model, self.optimizer, loss_fn, cfg)
+        self.writer = tf.summary.create_file_writer(os.path.join(train_dir, LOG_DIR))
+        self.progbar = keras.utils.Progbar(cfg.train.max_steps, stateful_metrics=["lr"]) if progress else None
+        self.stats = RunStats()
+        self.step = 0
+
+    def restore(self) -> int:
+        """Resume from the latest checkpoint, if any; returns the step it starts from."""
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.step = int(self.step_var)
+        return self.step
+
+    def finished(self) -> bool:
+        return self.cfg.train.max_steps is not None and self.step >= self.cfg.train.max_steps
+
+    def fit(self, pattern: str, validation_pattern: str | None) -> None:
+        """Epochs until ``num_epochs`` or ``max_steps``; validation after each completed epoch and at the end."""
+        with self.writer.as_default():
+            for epoch in range(int(self.epoch_var), self.cfg.train.num_epochs):
+                if self.finished() or not self.run_epoch(pattern, epoch):
+                    break
+                self.epoch_var.assign(epoch + 1)
+                if validation_pattern:
+                    self.validate(validation_pattern)
+            if validation_pattern and self.stats.validation_loss is None:
+                self.validate(validation_pattern)
+        self.writer.flush()
+
+    def run_epoch(self, pattern: str, epoch: int) -> bool:
+        """One pass over the training records; False when it stopped at ``max_steps``."""
+        dataset = inputs.make_dataset(pattern, self.cfg.input, self.cfg.num_classes, training=True,
+                                      seed=self.cfg.train.seed + epoch, deterministic=self.cfg.train.deterministic)
+        for features, labels in dataset:
+            self.train_batch(features, labels)
+            if self.finished():
+                return False
+        return True
+
+    def train_batch(self, features: dict, labels: tf.Tensor) -> None:
+        """One update on labels [B, C]; then scalars, checkpoint and progress bar when due."""
+        label_loss, total_loss = self._train_step(features, labels)
+        batch = int(tf.shape(labels)[0])
+        self.step += 1
+        self.step_var.assign(self.step)
+        self.examples_var.assign_add(batch)
+        loss = float(label_loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {self.step}")
+        self.stats.final_loss = loss
+        self.stats.count(batch)
+        learning_rate = float(self.optimizer.learning_rate)
+        if self.step % self.cfg.train.log_every_steps == 0:
+            self.log_scalars(loss, float(total_loss), learning_rate)
+        if self.step % self.cfg.train.checkpoint_every_steps == 0:
+            self.manager.save(checkpoint_number=self.step)
+        if self.progbar is not None:
+            self.progbar.update(self.step, values=[("loss", loss), ("lr", learning_rate)])
+
+    def log_scalars(self, loss: float, total_loss: float, learning_rate: float) -> None:
+        tf.summary.scalar("loss", loss, step=self.step)
+        tf.summary.scalar("total_loss", total_loss, step=self.step)
+        tf.summary.scalar("learning_rate", learning_rate, step=self.step)
+        tf.summary.scalar("examples_per_second", self.stats.window_rate(), step=self.step)
+
+    def validate(self, pattern: str) -> None:
+        dataset = inputs.make_dataset(pattern, self.cfg.input, self.cfg.num_classes, training=False,
+                                      out_of_range_labels="drop")
+        self.stats.validation_loss = evaluate_loss(self.model, dataset, self.cfg)
+        tf.summary.scalar("validation/loss", self.stats.validation_loss, step=self.step)
+
+    def save_final_checkpoint(self) -> str:
+        """A checkpoint of the current step unless the latest one already is; returns its path."""
+        latest = self.manager.latest_checkpoint
+        if latest is None or int(latest.rsplit("-", 1)[-1]) != self.step:
+            self.manager.save(checkpoint_number=self.step)
+        return self.manager.latest_checkpoint
+
+
 def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: str | None = None,
           progress: bool = True) -> TrainResult:
     """Train ``cfg.model_name`` on ``<data_dir>/{frame|video}/*.tfrecord``, resuming from
     ``train_dir/checkpoints`` when present; checkpoint, log, export. See the module docstring."""
     cfg.validate()
     cfg = resolve_config(cfg, data_dir)
-    tf.io.gfile.makedirs(train_dir)
-    checkpoint_dir = os.path.join(train_dir, CHECKPOINT_DIR)
-    if tf.train.latest_checkpoint(checkpoint_dir):
-        _check_resumable(train_dir, cfg)
-    cfg.save(os.path.join(train_dir, CONFIG_FILE))
-
+    prepare_train_dir(train_dir, cfg)
     mixed = use_mixed_precision(cfg.train.mixed_precision)
-    keras.utils.set_random_seed(cfg.train.seed)
-    if cfg.train.op_determinism:
-        tf.config.experimental.enable_op_determinism()
-    class_weights = (losses.load_class_weights(data_dir, cfg.num_classes, cfg.train.class_weight_power)
-                     if cfg.train.class_weighted_loss else None)
-    loss_fn = losses.CrossEntropyLoss(class_weights)
+    seed_everything(cfg.train)
+    loss_fn = make_loss(cfg, data_dir)
     pattern = record_pattern(data_dir, cfg.input.level)
     inputs.record_files(pattern)
+    validation_pattern = record_pattern(validation_dir, cfg.input.level) if validation_dir else None
 
     with precision_policy(mixed):
-        model = registry.build_model(cfg)
-        optimizer = make_optimizer(cfg, mixed)
-        optimizer.build(model.trainable_variables)
-        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        examples_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var,
-                                         epoch=epoch_var, examples=examples_var)
-        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=cfg.train.keep_checkpoints)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        start_step = step = int(step_var)
-        train_step = make_train_step(model, optimizer, loss_fn, cfg)
-        writer = tf.summary.create_file_writer(os.path.join(train_dir, LOG_DIR))
-        max_steps = cfg.train.max_steps
-        progbar = keras.utils.Progbar(max_steps, stateful_metrics=["lr"]) if progress else None
-        validation_pattern = record_pattern(validation_dir, cfg.input.level) if validation_dir else None
+        trainer = Trainer(cfg, train_dir, loss_fn, mixed, progress)
+        start_step = trainer.restore()
+        trainer.fit(pattern, validation_pattern)
+        checkpoint_path = trainer.save_final_checkpoint()
+        export_dir = export_saved_model(trainer.model, cfg, os.path.join(train_dir, EXPORT_DIR), trainer.step,
+                                        data_dir)
 
-        final_loss = validation_loss = None
-        window_start, window_examples = time.perf_counter(), 0
-        run_start, run_examples, first_step_done = None, 0, False
-        finished = max_steps is not None and step >= max_steps
-        with writer.as_default():
-            for epoch in range(int(epoch_var), cfg.train.num_epochs):
-                if finished:
-                    break
-                dataset = inputs.make_dataset(pattern, cfg.input, cfg.num_classes, training=True,
-                                              seed=cfg.train.seed + epoch, deterministic=cfg.train.deterministic)
-                for features, labels in dataset:
-                    label_loss, total_loss = train_step(features, labels)
-                    batch = int(tf.shape(labels)[0])
-                    step += 1
-                    step_var.assign(step)
-                    examples_var.assign_add(batch)
-                    final_loss = float(label_loss)
-                    if not math.isfinite(final_loss):
-                        raise FloatingPointError(f"loss became {final_loss} at step {step}")
-                    if first_step_done:
-                        run_examples += batch
-                    else:
-                        first_step_done, run_start = True, time.perf_counter()
-                    window_examples += batch
-                    learning_rate = float(optimizer.learning_rate)
-                    if step % cfg.train.log_every_steps == 0:
-                        now = time.perf_counter()
-                        tf.summary.scalar("loss", final_loss, step=step)
-                        tf.summary.scalar("total_loss", float(total_loss), step=step)
-                        tf.summary.scalar("learning_rate", learning_rate, step=step)
-                        tf.summary.scalar("examples_per_second", window_examples / max(now - window_start, 1e-9), step=step)
-                        window_start, window_examples = now, 0
-                    if step % cfg.train.checkpoint_every_steps == 0:
-                        manager.save(checkpoint_number=step)
-                    if progbar is not None:
-                        progbar.update(step, values=[("loss", final_loss), ("lr", learning_rate)])
-                    if max_steps is not None and step >= max_steps:
-                        finished = True
-                        break
-                if not finished:
-                    epoch_var.assign(epoch + 1)
-                    if validation_pattern:
-                        validation_loss = _validation_loss(model, validation_pattern, cfg)
-                        tf.summary.scalar("validation/loss", validation_loss, step=step)
-            if validation_pattern and validation_loss is None:
-                validation_loss = _validation_loss(model, validation_pattern, cfg)
-                tf.summary.scalar("validation/loss", validation_loss, step=step)
-        writer.flush()
-
-        if manager.latest_checkpoint is None or int(manager.latest_checkpoint.rsplit("-", 1)[-1]) != step:
-            manager.save(checkpoint_number=step)
-        export_dir = export_saved_model(model, cfg, os.path.join(train_dir, EXPORT_DIR), step, data_dir)
-
-    elapsed = time.perf_counter() - run_start if run_start is not None else 0.0
+    stats = trainer.stats
     return TrainResult(
-        train_dir=train_dir, start_step=start_step, step=step, epochs_completed=int(epoch_var),
-        final_loss=final_loss, validation_loss=validation_loss,
-        examples_per_second=run_examples / elapsed if run_examples and elapsed > 0 else None,
-        checkpoint_path=manager.latest_checkpoint, export_dir=export_dir, config=cfg)
-
-
-def _validation_loss(model: keras.Model, pattern: str, cfg: ExperimentConfig) -> float:
-    dataset = inputs.make_dataset(pattern, cfg.input, cfg.num_classes, training=False, out_of_range_labels="drop")
-    return evaluate_loss(model, dataset, cfg)
+        train_dir=train_dir, start_step=start_step, step=trainer.step, epochs_completed=int(trainer.epoch_var),
+        final_loss=stats.final_loss, validation_loss=stats.validation_loss,
+        examples_per_second=stats.examples_per_second(), checkpoint_path=checkpoint_path, export_dir=export_dir,
+        config=cfg)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 from sqlalchemy import create_engine, text
 
+from vidpipe.apps.demo.corpus import render_lavfi_clip
 from vidpipe.catalog import Catalog
 
 TEST_FRAME_SIZE = 75
@@ -56,14 +57,8 @@ def isolated_homes(tmp_path_factory):
 
 
 def make_clip(path: str, source: str, seconds: float, audio: str | None = None, size: str = "96x72") -> str:
-    """Writes an H.264 MP4 from a lavfi video source (and optionally a lavfi audio source)."""
-    command = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"{source}=size={size}:rate=10"]
-    if audio:
-        command += ["-f", "lavfi", "-i", audio]
-    command += ["-t", str(seconds), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]
-    if audio:
-        command += ["-c:a", "aac", "-shortest"]
-    subprocess.run(command + [path], check=True)
+    """Writes an H.264 MP4 from a lavfi video source at 10 fps (and optionally a lavfi audio source)."""
+    render_lavfi_clip(path, source, seconds, audio, size=size, rate=10)
     return path
 
 
@@ -83,7 +78,8 @@ def make_broken_files(directory: str, good_clip: str) -> dict[str, str]:
         target.write(source.read()[:2000])
     broken[path] = "truncated"
     path = os.path.join(directory, "speech.m4a.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", path], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=300:duration=2", path],
+                   check=True)
     broken[path] = "no video stream"
     return broken
 

@@ -193,6 +193,8 @@ def test_catalog_from_env(monkeypatch, tmp_path: Path):
 
     monkeypatch.setenv("VIDPIPE_CATALOG_URL", f"sqlite:///{tmp_path / 'other.db'}")
     assert Catalog.from_env().url == f"sqlite:///{tmp_path / 'other.db'}"
+    assert Catalog.open(None).url == Catalog.open("").url == f"sqlite:///{tmp_path / 'other.db'}"
+    assert Catalog.open(str(tmp_path / "given.db")).url == f"sqlite:///{(tmp_path / 'given.db').resolve()}"
 
 
 def test_bare_path_is_a_sqlite_catalog(tmp_path: Path):

@@ -11,11 +11,11 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from beam_pipelines import predict
 from models.synthetic import write_synthetic_data
 from models.train import train
-from vidpipe.apps.train_cli import build_config
 from vidpipe.apps import evaluate, gate_cli
+from vidpipe.apps.train_cli import build_config
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig
-from vidpipe.submission import write_labels
+from vidpipe.labels_csv import write_labels
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_FRAME_SIZE
-from vidpipe.apps.demo import DAG_ID, SplitSizes, latest_manifest, make_corpus, run_dag, setup_airflow
+from vidpipe.apps.demo.airflow_driver import latest_manifest, run_dag, setup_airflow
+from vidpipe.apps.demo.corpus import SplitSizes, make_corpus
+from vidpipe.layout import PIPELINE_DAG_ID as DAG_ID
 
 CATALOG_TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 RERUN_TASKS = ("gate", "batch_predict")
@@ -108,9 +110,20 @@ def test_rerunning_tasks_of_the_same_run_id_leaves_the_catalog_as_it_was(airflow
     for task_id in RERUN_TASKS:
         result = subprocess.run(
             ["airflow", "tasks", "test", DAG_ID, task_id, manifest["run_id"], "-t", json.dumps(airflow_run["conf"])],
-            env=airflow_run["environment"], capture_output=True, text=True, timeout=300)
+            check=False, env=airflow_run["environment"], capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{task_id}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert _row_counts(airflow_run["catalog_db"]) == before
     gate_after = json.loads((Path(manifest["run_dir"]) / "gate.json").read_text())
     assert gate_after == gate_before
     assert sorted(p.name for p in Path(manifest["run_dir"]).parent.iterdir()) == [Path(manifest["run_dir"]).name]
+
+
+def test_a_refused_parameter_fails_the_task_at_once_without_retries(airflow_run):
+    """orchestration's StageRefused becomes AirflowFailException in the DAG's one wrapper."""
+    conf = {**airflow_run["conf"], "beam_options": ["--output=/home/user"]}
+    result = subprocess.run(
+        ["airflow", "tasks", "test", DAG_ID, "label_stats", airflow_run["manifest"]["run_id"], "-t", json.dumps(conf)],
+        check=False, env=airflow_run["environment"], capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert "beam_options: --output is a stage option" in output, output[-3000:]
+    assert "AirflowFailException" in output and "up_for_retry" not in output.lower(), output[-3000:]

@@ -9,8 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from vidpipe.apps.demo import (NOISE_LABEL, SPLITS, TONE_LABEL, UNLABELED, VISUAL_CLASSES, SplitSizes, chance_gap,
-                          make_corpus, parse_args, plan_clips)
+from vidpipe.apps.demo import parse_args
+from vidpipe.apps.demo.corpus import (
+    NOISE_LABEL,
+    TONE_LABEL,
+    VISUAL_CLASSES,
+    SplitSizes,
+    make_corpus,
+    plan_clips,
+    render_lavfi_clip,
+)
+from vidpipe.apps.demo.report import chance_gap
+from vidpipe.layout import LABELED_SPLITS as SPLITS
+from vidpipe.layout import UNLABELED_SPLIT as UNLABELED
 
 SIZES = SplitSizes(train=2, validate=1, test=1)
 
@@ -71,8 +82,8 @@ def test_unlabeled_holds_the_real_clip_and_broken_files(corpus, packaged_clip):
     assert Path(packaged_clip).name in names
     assert len(corpus.broken) == 2 and all(Path(p).parent == corpus.root / UNLABELED for p in corpus.broken)
     for broken in corpus.broken:
-        assert subprocess.run(["ffprobe", "-v", "error", broken], capture_output=True).returncode != 0
-    assert not set(Path(p).stem for p in corpus.unlabeled) & set(corpus.labels())
+        assert subprocess.run(["ffprobe", "-v", "error", broken], check=False, capture_output=True).returncode != 0
+    assert not {Path(p).stem for p in corpus.unlabeled} & set(corpus.labels())
 
 
 def test_the_plan_is_deterministic_and_varied():
@@ -93,3 +104,23 @@ def test_demo_defaults_use_full_size_frames_and_capped_clips():
     settings = parse_args([])
     assert settings.backbone == "efficientnet_lite0" and settings.frame_size is None and settings.max_frames == 20
     assert any(override.startswith("train.max_steps=") for override in settings.overrides)
+
+
+def test_the_clip_builder_sizes_the_source_and_reports_ffmpeg_errors(tmp_path):
+    clip = render_lavfi_clip(tmp_path / "bars.mp4", "testsrc", 1, "sine=frequency=440:duration=1", size="64x48", rate=5)
+    result = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                             "stream=width,height,r_frame_rate", "-of", "json", str(clip)],
+                            capture_output=True, text=True, check=True)
+    stream = json.loads(result.stdout)["streams"][0]
+    assert (stream["width"], stream["height"], stream["r_frame_rate"]) == (64, 48, "5/1")
+    assert _streams(clip)["audio"]
+    with pytest.raises(RuntimeError, match="ffmpeg could not make broken.mp4 from nosuchsource"):
+        render_lavfi_clip(tmp_path / "broken.mp4", "nosuchsource", 1)
+
+
+def test_the_demo_offers_the_models_and_backbones_of_the_layout():
+    from vidpipe.layout import BACKBONE_NAMES, MODEL_NAMES
+
+    assert parse_args(["--model", MODEL_NAMES[-1], "--backbone", BACKBONE_NAMES[0]]).model == MODEL_NAMES[-1]
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "no_such_model"])

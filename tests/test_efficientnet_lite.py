@@ -20,7 +20,7 @@ from beam_pipelines import decode, efficientnet_lite, ingest, pca
 from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor
 from tests import torch_checkpoints
 from tests.conftest import make_clip
-from vidpipe import records, schema
+from vidpipe import layout, records, schema
 
 TORCH_PATTERN_FIRST8 = [0.002, 0.008903, 0.0, 0.0, 0.154006, 0.005932, 0.0, 0.0]
 TORCH_PATTERN_LARGEST = {71: 4.82726, 747: 4.27088, 226: 4.07744, 1247: 3.80099, 287: 3.07424}
@@ -209,7 +209,7 @@ def test_ingest_with_efficientnet_lite0_writes_1024_d_rgb(tmp_path):
     summary = ingest.run(["--input", str(inputs), "--output", str(output), "--backbone", "efficientnet_lite0",
                           "--num-shards", "1"])
 
-    frame_files = tf.io.gfile.glob(schema.frame_record_path_pattern(str(output)))
+    frame_files = tf.io.gfile.glob(layout.record_pattern(str(output), layout.FRAME_DIR))
     dataset = tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)
     frames = {r["id"].numpy().decode(): r for r in dataset}
     assert {vid: r["rgb"].shape.as_list() for vid, r in frames.items()} == {"bars": [2, 1024], "fractal": [1, 1024]}

@@ -11,9 +11,9 @@ import sqlalchemy
 from sqlalchemy import text
 
 from vidpipe.apps import gate_cli
+from vidpipe.apps.gate_cli import gate
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig, GateDecision, decide
-from vidpipe.apps.gate_cli import gate
 
 CONFIG = GateConfig(min_gap=0.75, tolerance=0.01)
 

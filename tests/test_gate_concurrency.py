@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.conftest import _postgres_admin_engine
+from vidpipe.apps.gate_cli import gate
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig
-from vidpipe.apps.gate_cli import gate
 
 GATE_TRIALS = 20
 SCHEMA_TRIALS = 8

@@ -15,11 +15,13 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_pipelines import audio, decode, ingest, pca
+from beam_pipelines import audio, decode, ingest
 from beam_pipelines.features import BackboneConfig, FrameFeatureExtractor
-from beam_pipelines.label_stats import AnalyzeLabels, class_weight_rows
+from beam_pipelines.label_stats import AnalyzeLabels
 from tests.conftest import TEST_FRAME_SIZE, make_broken_files, make_clip
-from vidpipe import records, schema
+from vidpipe import layout, records, schema
+from vidpipe.label_stats import class_weight_rows
+from vidpipe.labels_csv import parse_label_line
 
 CONFIG = ingest.IngestConfig(backbone=BackboneConfig(input_size=TEST_FRAME_SIZE, batch_size=8))
 
@@ -63,7 +65,8 @@ def test_decode_stage_splits_videos_and_quarantine(clips_dir, tmp_path):
     paths = sorted(os.path.join(clips_dir, name) for name in os.listdir(clips_dir)) + sorted(broken)
     with TestPipeline() as p:
         decoded = p | beam.Create(paths) | ingest.DecodeVideos(CONFIG)
-        frame_counts = decoded.videos | beam.Map(lambda v: (v["video_id"], v["frames"].shape[0], v["audio"].shape, v["has_audio"]))
+        frame_counts = decoded.videos | beam.Map(
+            lambda v: (v["video_id"], v["frames"].shape[0], v["audio"].shape, v["has_audio"]))
         assert_that(frame_counts, equal_to([
             ("bars", 3, (3, 128), True), ("fractal", 2, (2, 128), False), ("cells", 4, (4, 128), True)]))
         reasons = decoded[ingest.QUARANTINE_TAG] | beam.Map(lambda q: (q[0], [w for w in broken.values() if w in q[1]]))
@@ -91,8 +94,8 @@ def test_backbone_loads_weights_from_a_file(tmp_path, clips_dir):
     loaded = FrameFeatureExtractor(BackboneConfig(weights_path=weights, input_size=TEST_FRAME_SIZE))
     random_init = FrameFeatureExtractor(BackboneConfig(input_size=TEST_FRAME_SIZE))
     assert not loaded.config.warnings() and random_init.config.warnings()
-    np.testing.assert_allclose(loaded(frames), source.predict(
-        __import__("keras").applications.inception_v3.preprocess_input(frames.astype(np.float32)), verbose=0), atol=1e-4)
+    preprocessed = __import__("keras").applications.inception_v3.preprocess_input(frames.astype(np.float32))
+    np.testing.assert_allclose(loaded(frames), source.predict(preprocessed, verbose=0), atol=1e-4)
     assert not np.allclose(loaded(frames), random_init(frames))
 
 
@@ -132,7 +135,8 @@ def test_tft_pca_whitens_to_1024_dims(tmp_path):
 def test_youtube8m_pca_files_are_applied_as_published(tmp_path):
     rng = np.random.default_rng(1)
     mean = rng.normal(size=(schema.CNN_FEATURE_SIZE, 1)).astype(np.float32)
-    eigenvecs = np.linalg.qr(rng.normal(size=(schema.CNN_FEATURE_SIZE, schema.CNN_FEATURE_SIZE)))[0].T.astype(np.float32)
+    size = schema.CNN_FEATURE_SIZE
+    eigenvecs = np.linalg.qr(rng.normal(size=(size, size)))[0].T.astype(np.float32)
     eigenvals = np.linspace(5, 0.1, schema.CNN_FEATURE_SIZE, dtype=np.float32).reshape(-1, 1)
     for name, value in (("mean", mean), ("eigenvecs", eigenvecs), ("eigenvals", eigenvals)):
         np.save(tmp_path / f"{name}.npy", value)
@@ -162,10 +166,12 @@ def test_label_statistics_with_tf_transform(tmp_path):
 
 
 def _read_records(output_dir):
-    frame_files = tf.io.gfile.glob(schema.frame_record_path_pattern(output_dir))
-    video_files = tf.io.gfile.glob(schema.video_record_path_pattern(output_dir))
-    frames = {r["id"].numpy().decode(): r for r in tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)}
-    videos = {r["id"].numpy().decode(): r for r in tf.data.TFRecordDataset(video_files).map(records.parse_video_example)}
+    frame_files = tf.io.gfile.glob(layout.record_pattern(output_dir, layout.FRAME_DIR))
+    video_files = tf.io.gfile.glob(layout.record_pattern(output_dir, layout.VIDEO_DIR))
+    frame_data = tf.data.TFRecordDataset(frame_files).map(records.parse_frame_example)
+    video_data = tf.data.TFRecordDataset(video_files).map(records.parse_video_example)
+    frames = {r["id"].numpy().decode(): r for r in frame_data}
+    videos = {r["id"].numpy().decode(): r for r in video_data}
     return frames, videos
 
 
@@ -210,14 +216,15 @@ def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_c
 
     again = tmp_path / "again"
     ingest.run(["--input", os.path.join(clips_dir, "cells.mp4"), "--output", str(again),
-                "--frame-size", str(TEST_FRAME_SIZE), "--transform-dir", str(output / pca.TRANSFORM_DIR)])
+                "--frame-size", str(TEST_FRAME_SIZE), "--transform-dir", str(output / layout.TRANSFORM_DIR)])
     reused, _ = _read_records(str(again))
-    assert json.loads((output / pca.TRANSFORM_DIR / pca.TRANSFORM_INFO_FILE).read_text())["feature_size"] == 2048
+    assert json.loads((output / layout.TRANSFORM_DIR / layout.TRANSFORM_INFO_FILE).read_text())["feature_size"] == 2048
     with pytest.raises(ValueError, match="fitted on inception_v3 features"):
         ingest.config_from_args(ingest.parse_args(["--input", "x", "--output", "y", "--backbone", "efficientnet_lite0",
-                                                   "--transform-dir", str(output / pca.TRANSFORM_DIR)])[0])
+                                                   "--transform-dir", str(output / layout.TRANSFORM_DIR)])[0])
     with pytest.raises(FileNotFoundError, match="no transform_fn"):
-        ingest.config_from_args(ingest.parse_args(["--input", "x", "--output", "y", "--transform-dir", str(tmp_path)])[0])
+        ingest.config_from_args(
+            ingest.parse_args(["--input", "x", "--output", "y", "--transform-dir", str(tmp_path)])[0])
     reused_rgb, first_rgb = reused["cells"]["rgb"].numpy(), frames["cells"]["rgb"].numpy()
     np.testing.assert_allclose(reused_rgb, first_rgb, atol=4 / 255 + 1e-6)
     assert np.mean(reused_rgb == first_rgb) > 0.95
@@ -228,7 +235,7 @@ def test_ingest_end_to_end_with_real_clip_and_broken_files(clips_dir, packaged_c
     assert {key: value for key, value in space.items() if key != "id"} == {
         "backbone": "inception_v3", "weights": "random-init(seed=20160927)", "frame_size": TEST_FRAME_SIZE,
         "fps": 1.0, "max_frames": schema.MAX_FRAMES, "audio": audio.EMBEDDING_NAME,
-        "pca": feature_space.digest_folder(output / pca.TRANSFORM_DIR)}
+        "pca": feature_space.digest_folder(output / layout.TRANSFORM_DIR)}
     assert summary["feature_space"] == space["id"]
     assert feature_space.read(str(again)) == space
 
@@ -246,10 +253,10 @@ def test_cli_names_the_bad_labels_line_and_exits_2(clips_dir, tmp_path):
 
 
 def test_label_rows_and_input_listing(clips_dir):
-    assert ingest.parse_label_line("vid1,3 7 11\n") == ("vid1", [3, 7, 11])
-    assert ingest.parse_label_line("vid2,") == ("vid2", [])
+    assert parse_label_line("vid1,3 7 11\n") == ("vid1", [3, 7, 11])
+    assert parse_label_line("vid2,") == ("vid2", [])
     with pytest.raises(ValueError, match="bad row 'vid3,x'"):
-        ingest.parse_label_line("vid3,x")
+        parse_label_line("vid3,x")
     single = os.path.join(clips_dir, "bars.mp4")
     assert decode.list_videos(single) == [single]
     assert decode.list_videos(clips_dir) == decode.list_videos(os.path.join(clips_dir, "*.mp4"))
@@ -320,7 +327,7 @@ def test_killed_and_concurrent_runs_keep_the_previous_output_and_a_rerun_replace
 
     summary = ingest.run(["--input", str(first_ingest["inputs"] / "[bc]*.mp4"), "--output", str(output),
                           "--labels", str(first_ingest["labels"]), "--num-shards", "1",
-                          "--transform-dir", str(output / pca.TRANSFORM_DIR), *SMALL_RUN])
+                          "--transform-dir", str(output / layout.TRANSFORM_DIR), *SMALL_RUN])
 
     frames, videos = _read_records(str(output))
     assert set(frames) == set(videos) == {"bars", "cells"} and summary["processed"] == 2
@@ -329,11 +336,12 @@ def test_killed_and_concurrent_runs_keep_the_previous_output_and_a_rerun_replace
     assert json.loads((output / "label_stats" / "label_stats.json").read_text()) == {
         "num_videos": 2, "num_classes": 4, "max_label": 5, "num_label_occurrences": 4}
     assert (output / "quarantine.csv").read_text() == "path,reason\n"
-    assert _tree_bytes(output / pca.TRANSFORM_DIR) == {
-        name[len(pca.TRANSFORM_DIR) + 1:]: data for name, data in before.items() if name.startswith(pca.TRANSFORM_DIR)}
+    transform = layout.TRANSFORM_DIR
+    assert _tree_bytes(output / transform) == {
+        name[len(transform) + 1:]: data for name, data in before.items() if name.startswith(transform)}
     space = json.loads((output / "feature_space.json").read_text())
     assert space == first_space and summary["feature_space"] == first_space["id"]
-    assert space["pca"] == feature_space.digest_folder(output / pca.TRANSFORM_DIR)
+    assert space["pca"] == feature_space.digest_folder(output / layout.TRANSFORM_DIR)
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".out")) == [".out.lock"]
 
 

@@ -15,7 +15,8 @@ from beam_pipelines import decode, ingest
 from beam_pipelines.features import BackboneConfig
 from tests.conftest import TEST_FRAME_SIZE
 from vidpipe import schema
-from vidpipe.submission import SubmissionFormatError, read_labels
+from vidpipe.kaggle_csv import SubmissionFormatError
+from vidpipe.labels_csv import check_labels_file, parse_label_line, read_labels
 
 
 def _touch(path: str | bytes) -> None:
@@ -160,20 +161,20 @@ def test_relative_paths_and_globs_work_from_the_working_directory(tmp_path, monk
 
 def test_label_rows_with_bad_ids_or_out_of_range_labels_name_the_file():
     path = "gs://bucket/labels.csv"
-    assert ingest.parse_label_line(f"vid,0 {schema.MAX_CLASSES - 1}\n", path) == ("vid", [0, schema.MAX_CLASSES - 1])
+    assert parse_label_line(f"vid,0 {schema.MAX_CLASSES - 1}\n", path) == ("vid", [0, schema.MAX_CLASSES - 1])
     with pytest.raises(ValueError) as error:
-        ingest.parse_label_line("vid,3 1000000000", path)
+        parse_label_line("vid,3 1000000000", path)
     assert str(error.value) == (
         "gs://bucket/labels.csv: bad row 'vid,3 1000000000': label id 1000000000 is outside [0, 100000): the "
         "classifier has one output per class id, so label ids must be class indices below "
         "vidpipe.schema.MAX_CLASSES (YouTube-8M uses 0..3861)")
     with pytest.raises(ValueError, match=r"labels\.csv: bad row 'vid,-1': label id -1 is outside"):
-        ingest.parse_label_line("vid,-1", path)
+        parse_label_line("vid,-1", path)
     with pytest.raises(ValueError, match=r"labels\.csv: bad row 'a\\tb,1': .*non-printable character '\\t' "
                                          r"\(U\+0009\)"):
-        ingest.parse_label_line("a\tb,1", path)
+        parse_label_line("a\tb,1", path)
     with pytest.raises(ValueError, match=r"labels file: bad row '.x,1': video id '.x' starts with '.'"):
-        ingest.parse_label_line(".x,1")
+        parse_label_line(".x,1")
 
 
 def test_read_labels_names_the_line_of_a_huge_label_or_a_bad_id(tmp_path):
@@ -191,11 +192,37 @@ def test_read_labels_names_the_line_of_a_huge_label_or_a_bad_id(tmp_path):
         read_labels(labels)
 
 
+def test_the_up_front_check_and_the_pipeline_parse_labels_rows_alike(tmp_path):
+    """Ingest checks a local labels file with the same row parser its pipeline applies to every line."""
+    labels = tmp_path / "labels.csv"
+    shown = re.escape(str(labels))
+    labels.write_text("VideoId,Labels\nbars,0 4\n\ncells,\n")
+    assert check_labels_file(labels) == 2
+    for row, reason in [("cells,7 7", "label 7 appears more than once"), ("cells,1,2", "non-integer label '1,2'"),
+                        ("cells,x", "non-integer label 'x'"), ("cells,-1", "label id -1 is outside"),
+                        (".cells,1", "video id '.cells' starts with '.'")]:
+        labels.write_text(f"VideoId,Labels\nbars,0 4\n\n{row}\n")
+        with pytest.raises(SubmissionFormatError, match=rf"^{shown}, line 4: {re.escape(reason)}"):
+            check_labels_file(labels)
+        with pytest.raises(ValueError, match=rf"^{shown}: bad row {re.escape(repr(row))}: {re.escape(reason)}"):
+            parse_label_line(row, str(labels))
+    labels.write_text("VideoId,Labels\nbars,0\ncells,1\nbars,2\n")
+    with pytest.raises(SubmissionFormatError, match=rf"^{shown}, line 4: duplicate VideoId 'bars' \(first on line 2\)"):
+        check_labels_file(labels)
+    labels.write_text("Id,Labels\nbars,0\n")
+    with pytest.raises(SubmissionFormatError, match=rf"^{shown}, line 1: bad header"):
+        check_labels_file(labels)
+    labels.write_text("")
+    with pytest.raises(SubmissionFormatError, match=rf"^{shown}, line 1: empty file"):
+        check_labels_file(labels)
+
+
 def test_ingest_cli_refuses_a_huge_label_id_before_any_work(clips_dir, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("VideoId,Labels\nbars,0 4\ncells,1000000000\n")
     result = subprocess.run([sys.executable, "-m", "vidpipe.apps.cli", "ingest", "--input", clips_dir, "--output",
-                             str(tmp_path / "out"), "--labels", str(labels)], capture_output=True, text=True, check=False)
+                             str(tmp_path / "out"), "--labels", str(labels)],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == 2, result.stderr
     assert f"{labels}, line 3: label id 1000000000 is outside [0, 100000)" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out" / "summary.json").exists()

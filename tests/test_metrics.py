@@ -7,13 +7,12 @@ import gzip
 import numpy as np
 import pytest
 
+from vidpipe.kaggle_csv import SubmissionFormatError
+from vidpipe.labels_csv import read_labels, write_labels
 from vidpipe.metrics import SparseLabels, compute_metrics, evaluate_dense, top_k_triplets
 from vidpipe.submission import (
-    SubmissionFormatError,
     evaluate_submission,
-    read_labels,
     read_submission,
-    write_labels,
     write_submission,
 )
 

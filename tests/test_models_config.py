@@ -2,12 +2,22 @@
 
 import dataclasses
 import json
+from typing import Literal
 
 import pytest
 
 from models import registry
-from models.config import (ConfigError, DbofConfig, ExperimentConfig, InputConfig, LogisticConfig, MoeConfig,
-                           RnnConfig, TrainConfig, apply_overrides)
+from models.config import (
+    ConfigError,
+    DbofConfig,
+    ExperimentConfig,
+    InputConfig,
+    LogisticConfig,
+    MoeConfig,
+    RnnConfig,
+    TrainConfig,
+    apply_overrides,
+)
 
 
 @pytest.mark.parametrize("name", sorted(registry.MODELS))
@@ -23,7 +33,8 @@ def test_default_config_round_trips_for_every_model(name, tmp_path):
 
 def test_starter_defaults():
     train = TrainConfig()
-    assert (train.base_learning_rate, train.learning_rate_decay, train.learning_rate_decay_examples) == (0.01, 0.95, 4_000_000)
+    assert (train.base_learning_rate, train.learning_rate_decay, train.learning_rate_decay_examples) == (
+        0.01, 0.95, 4_000_000)
     assert train.clip_gradient_norm == 1.0 and train.mixed_precision == "auto"
     assert InputConfig().max_frames == 300 and InputConfig().batch_size == 256
     assert MoeConfig() == MoeConfig(num_mixtures=2, l2_penalty=1e-6)
@@ -167,3 +178,67 @@ def test_configs_built_directly_or_loaded_are_validated_too(tmp_path):
     changed.train.max_steps = -5
     with pytest.raises(ConfigError, match=r"^train\.max_steps must be >= 1, got -5$"):
         changed.validate()
+
+
+def test_model_configs_table_matches_the_registry_and_the_layout():
+    from models.config import MODEL_CONFIGS
+    from vidpipe import layout
+
+    assert set(MODEL_CONFIGS) == set(registry.MODELS) == set(layout.MODEL_NAMES) | set(layout.MODEL_ALIASES)
+    assert {name: spec.config_cls for name, spec in registry.MODELS.items()} == MODEL_CONFIGS
+    assert MODEL_CONFIGS["rnn"] is MODEL_CONFIGS["lstm"] is RnnConfig
+
+
+def test_config_imports_no_model_code():
+    import ast
+    import inspect
+
+    from models import config
+
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(config))):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not {name for name in imported if name.startswith("models")}, imported
+
+
+def test_module_docstring_example_runs():
+    import doctest
+
+    from models import config
+
+    result = doctest.testmod(config, verbose=False)
+    assert result.attempted >= 5 and result.failed == 0
+
+
+def test_the_old_docstring_override_names_the_right_section():
+    with pytest.raises(ConfigError, match=r"did you mean input\.batch_size"):
+        apply_overrides(registry.default_config("moe"), ["train.batch_size=64"])
+
+
+@pytest.mark.parametrize("annotation, value, expected", [
+    (int, "1_000", 1000), (int, 3.0, 3), (int, "1e3", 1000), (float, "2_5.5", 25.5), (bool, "off", False),
+    (bool, 1, True), (str, "x", "x"), (tuple[int, ...], "[1, 2]", (1, 2)),
+    (tuple[str, ...], " rgb, audio ", ("rgb", "audio")),
+    (int | None, "null", None), (Literal["a", "b"], "b", "b"), (list[int], [1], [1]),
+])
+def test_coerce_dispatch_converts_each_kind(annotation, value, expected):
+    from models.config import _coerce
+
+    assert _coerce(annotation, value, "k") == expected
+
+
+@pytest.mark.parametrize("annotation, value, message", [
+    (int, True, "k: expected an int, got True"), (int, "1.5", "k: expected an int, got '1.5'"),
+    (float, False, "k: expected a float, got False"), (bool, 2, "k: expected a bool"), (str, 3, "k: expected a string"),
+    (int, None, "k: expected an int, got None"), (tuple[int, ...], 3, "k: expected a list, got 3"),
+    (Literal["a"], "c", r"k: 'c' is not one of \['a'\]"), (int | float, None, "k: None is not allowed"),
+    (MoeConfig, 3, "k: expected a mapping for MoeConfig"),
+])
+def test_coerce_dispatch_rejects_with_the_key(annotation, value, message):
+    from models.config import _coerce
+
+    with pytest.raises(ConfigError, match=message):
+        _coerce(annotation, value, "k")

@@ -142,3 +142,16 @@ def test_training_batches_repeat_exactly_for_a_seed(data):
     others = [batches(seed) for seed in (4, 5, 6)]
     assert any(not np.array_equal(np.concatenate([r for _, r in first]), np.concatenate([r for _, r in other]))
                for other in others)
+
+
+def test_every_level_argument_is_checked_by_the_layout(tmp_path):
+    from models import features, synthetic
+
+    serialized = tf.constant([b""])
+    for call in (lambda: inputs.parse_labels_batch(serialized, "clip"),
+                 lambda: inputs.parse_serialized_batch(serialized, "clip", ("rgb",), 4),
+                 lambda: features.model_input_keys("clip", ("rgb",)),
+                 lambda: synthetic.write_synthetic_data(str(tmp_path), num_videos=2, levels=("clip",))):
+        with pytest.raises(ValueError, match="^level must be one of frame, video, got 'clip'$"):
+            call()
+    assert not (tmp_path / "clip").exists()

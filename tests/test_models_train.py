@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import inputs, predict, registry, synthetic, train
-from vidpipe.apps import train_cli
+from models import export, inputs, registry, serving, synthetic, train
 from models.config import ExperimentConfig, apply_overrides
 from models.features import model_inputs
+from vidpipe import layout
+from vidpipe.apps import train_cli
 
 NUM_CLASSES = 5
 
@@ -75,8 +76,8 @@ def test_epochs_run_to_completion_without_max_steps(data, tmp_path):
 def test_export_round_trip_matches_the_keras_model(name, data, tmp_path):
     train_dir = str(tmp_path / name)
     result = train.train(data.data_dir, train_dir, small_config(name, "train.max_steps=4"), progress=False)
-    model, cfg = train.load_model_from_checkpoint(train_dir)
-    dataset = inputs.make_dataset(train.record_pattern(data.data_dir, cfg.input.level), cfg.input,
+    model, cfg = export.load_model_from_checkpoint(train_dir)
+    dataset = inputs.make_dataset(layout.record_pattern(data.data_dir, cfg.input.level), cfg.input,
                                   cfg.num_classes, training=False)
     expected = {}
     for features, _ in dataset:
@@ -84,22 +85,22 @@ def test_export_round_trip_matches_the_keras_model(name, data, tmp_path):
         expected.update(zip((v.decode() for v in features["video_id"].numpy()), probabilities.numpy()))
 
     loaded = tf.saved_model.load(result.export_dir)
-    files = sorted(glob.glob(train.record_pattern(data.data_dir, cfg.input.level)))
+    files = sorted(glob.glob(layout.record_pattern(data.data_dir, cfg.input.level)))
     serialized = tf.constant(list(tf.data.TFRecordDataset(files).as_numpy_iterator()))
     outputs = loaded.signatures["serving_default"](serialized=serialized)
     assert outputs["probabilities"].dtype == tf.float32 and outputs["probabilities"].shape == (40, NUM_CLASSES)
     for video_id, row in zip(outputs["video_id"].numpy(), outputs["probabilities"].numpy()):
         np.testing.assert_allclose(row, expected[video_id.decode()], atol=1e-5)
 
-    video_ids, probabilities, labels = predict.predict_records(train_dir, data.data_dir, batch_size=7)
+    video_ids, probabilities, labels = serving.predict_records(train_dir, data.data_dir, batch_size=7)
     truth = dict(zip(data.video_ids, data.labels))
     assert sorted(video_ids) == sorted(data.video_ids) and probabilities.shape == (40, NUM_CLASSES)
     assert all(labels[i] == truth[video_id] for i, video_id in enumerate(video_ids))
     for video_id, row in zip(video_ids, probabilities):
         np.testing.assert_allclose(row, expected[video_id], atol=1e-5)
-    serving = predict.load_serving_fn(os.path.join(train_dir, "export"))
-    assert serving.level == cfg.input.level and serving.num_classes == NUM_CLASSES
-    assert serving(serialized.numpy()[:2])["probabilities"].shape == (2, NUM_CLASSES)
+    served = serving.load_serving_fn(os.path.join(train_dir, "export"))
+    assert served.level == cfg.input.level and served.num_classes == NUM_CLASSES
+    assert served(serialized.numpy()[:2])["probabilities"].shape == (2, NUM_CLASSES)
 
 
 def test_class_weighted_loss_under_forced_mixed_precision(data, tmp_path):
@@ -117,7 +118,7 @@ REPRODUCIBLE_RUN = ("train.max_steps=6", "input.sample_random_frames=true", "inp
 def trained_weights(data, train_dir, *extra):
     """Train a small DBoF (random frames drawn by the input pipeline and by the model) -> its weights."""
     train.train(data.data_dir, train_dir, small_config("dbof", *REPRODUCIBLE_RUN, *extra), progress=False)
-    model, _ = train.load_model_from_checkpoint(train_dir)
+    model, _ = export.load_model_from_checkpoint(train_dir)
     return [weight.numpy() for weight in model.weights]
 
 
@@ -127,8 +128,8 @@ def test_a_seeded_run_is_reproducible_bit_for_bit(data, tmp_path):
     other = trained_weights(data, str(tmp_path / "other"), "train.seed=6")
     assert len(first) == len(again) and all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
-    _, first_predictions, _ = predict.predict_records(str(tmp_path / "first"), data.data_dir)
-    _, again_predictions, _ = predict.predict_records(str(tmp_path / "again"), data.data_dir)
+    _, first_predictions, _ = serving.predict_records(str(tmp_path / "first"), data.data_dir)
+    _, again_predictions, _ = serving.predict_records(str(tmp_path / "again"), data.data_dir)
     assert np.array_equal(first_predictions.view(np.uint32), again_predictions.view(np.uint32))
 
 
@@ -136,7 +137,7 @@ def test_op_determinism_trains_reproducibly_in_its_own_process(data, tmp_path):
     """train.op_determinism changes the whole process, so it runs in a fresh interpreter."""
     probe = f"""
 import hashlib, json
-from models import registry, synthetic, train
+from models import export, registry, synthetic, train
 from models.config import apply_overrides
 digests = []
 for name, seed in (("first", 5), ("again", 5), ("other", 6)):
@@ -144,7 +145,7 @@ for name, seed in (("first", 5), ("again", 5), ("other", 6)):
         "input.max_frames=8", "input.batch_size=16", "input.shuffle_buffer=64", *{list(REPRODUCIBLE_RUN)!r},
         "train.op_determinism=true", f"train.seed={{seed}}"])
     train.train({data.data_dir!r}, {str(tmp_path)!r} + "/" + name, cfg, progress=False)
-    model, _ = train.load_model_from_checkpoint({str(tmp_path)!r} + "/" + name)
+    model, _ = export.load_model_from_checkpoint({str(tmp_path)!r} + "/" + name)
     digests.append(hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest())
 print(json.dumps(digests))
 """
@@ -168,9 +169,10 @@ def test_a_bad_config_fails_before_anything_is_written(data, tmp_path, capsys):
 
 def test_staircase_learning_rate():
     schedule = train.StaircaseExampleDecay(0.01, 0.5, decay_examples=100, batch_size=10)
-    assert [round(float(schedule(step)), 6) for step in (0, 9, 10, 19, 20, 35)] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125]
+    learning_rates = [round(float(schedule(step)), 6) for step in (0, 9, 10, 19, 20, 35)]
+    assert learning_rates == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125]
 
 
 def test_missing_export_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
-        predict.load_serving_fn(str(tmp_path))
+        serving.load_serving_fn(str(tmp_path))

@@ -9,6 +9,7 @@ from models import inputs, losses, registry, synthetic, train
 from models.config import apply_overrides
 from models.features import model_inputs
 from models.video_level import MoeHead
+from vidpipe import layout
 
 NUM_CLASSES = 6
 
@@ -34,7 +35,7 @@ def tiny_config(name, *extra):
 
 
 def first_batch(cfg, data_dir, training=False):
-    pattern = train.record_pattern(data_dir, cfg.input.level)
+    pattern = layout.record_pattern(data_dir, cfg.input.level)
     features, labels = next(iter(inputs.make_dataset(pattern, cfg.input, NUM_CLASSES, training=training, seed=0)))
     return model_inputs(features, cfg.input.level, cfg.input.feature_names), labels
 

@@ -17,12 +17,12 @@ from apache_beam.testing.test_pipeline import TestPipeline
 
 from beam_pipelines import predict
 from models import inputs
-from models.predict import predict_records
+from models.serving import predict_records
 from models.synthetic import synthetic_videos, write_synthetic_data
 from models.train import train
-from vidpipe.apps.train_cli import build_config
 from vidpipe import feature_space, records, schema
 from vidpipe.apps import gate_cli
+from vidpipe.apps.train_cli import build_config
 from vidpipe.catalog import Catalog
 from vidpipe.cli_args import RepeatedOptionError
 from vidpipe.gate import GateConfig

@@ -393,7 +393,8 @@ def test_path_parameters_are_absolute_single_line_paths_of_the_right_kind(tmp_pa
 
     weights = tmp_path / "inception.weights.h5"
     weights.write_bytes(b"\x89HDF")
-    assert orchestration.checked_path(str(tmp_path / "x" / ".." / "corpus"), "work_root") == tmp_path.resolve() / "corpus"
+    corpus = tmp_path / "x" / ".." / "corpus"
+    assert orchestration.checked_path(str(corpus), "work_root") == tmp_path.resolve() / "corpus"
     assert orchestration.checked_path(str(tmp_path), "corpus_dir", "dir") == tmp_path.resolve()
     assert orchestration.checked_path(str(weights), "backbone_weights", "file") == weights.resolve()
     refused = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from vidpipe.apps import orchestration
 from vidpipe.cli_args import RepeatedOptionError, StageArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DAG_FILE = REPO_ROOT / "dags" / "vidpipe_pipeline.py"
 
 
 def _parser() -> StageArgumentParser:
@@ -85,41 +83,26 @@ def test_beam_options_that_tune_the_runner_pass_through():
     assert orchestration.beam_options([]) == [] and orchestration.beam_options(None) == []
 
 
-@pytest.fixture(scope="module")
-def dag_module(tmp_path_factory):
-    """The DAG file imported as a plain module, for its helpers (Airflow pointed at a scratch home)."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_HOME", str(home))
-        patch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-        patch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
-        spec = importlib.util.spec_from_file_location("vidpipe_pipeline_stage_options", DAG_FILE)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        yield module
+def test_the_dag_refuses_a_bad_parameter_as_input_that_fails_without_retries(tmp_path):
+    """StageRefused: the DAG turns it into AirflowFailException (dags/vidpipe_pipeline.py's _run)."""
+    with pytest.raises(orchestration.StageRefused, match="beam_options: --output is a stage option"):
+        orchestration.run_beam_options({"beam_options": ["--direct_num_workers=2", "--output=/home/user"]})
+    assert orchestration.run_beam_options({"beam_options": "--direct_num_workers=2"}) == ["--direct_num_workers=2"]
+    with pytest.raises(orchestration.StageRefused, match="corpus_dir 'corpus': not an absolute path"):
+        orchestration.corpus_dir({"corpus_dir": "corpus"})
+    with pytest.raises(orchestration.StageRefused, match="not a directory"):
+        orchestration.corpus_dir({"corpus_dir": str(tmp_path / "missing")})
+    assert orchestration.corpus_dir({"corpus_dir": str(tmp_path)}) == tmp_path.resolve()
 
 
-def test_the_dag_fails_a_task_without_retries_for_a_refused_parameter(dag_module, tmp_path):
-    from airflow.sdk.exceptions import AirflowFailException
-
-    with pytest.raises(AirflowFailException, match="beam_options: --output is a stage option"):
-        dag_module._beam_options({"beam_options": ["--direct_num_workers=2", "--output=/home/user"]})
-    assert dag_module._beam_options({"beam_options": "--direct_num_workers=2"}) == ["--direct_num_workers=2"]
-    with pytest.raises(AirflowFailException, match="corpus_dir 'corpus': not an absolute path"):
-        dag_module._corpus({"corpus_dir": "corpus"})
-    with pytest.raises(AirflowFailException, match="not a directory"):
-        dag_module._corpus({"corpus_dir": str(tmp_path / "missing")})
-    assert dag_module._corpus({"corpus_dir": str(tmp_path)}) == tmp_path.resolve()
-
-
-def test_the_dag_writes_its_own_reports_atomically(dag_module, tmp_path):
+def test_the_dag_writes_its_own_reports_atomically(tmp_path):
     from vidpipe import outputs
 
     report = tmp_path / "gate.json"
-    dag_module._write_text(report, '{"blessed": true}')
-    dag_module._write_text(report, '{"blessed": false}')
+    orchestration.write_run_file(report, '{"blessed": true}')
+    orchestration.write_run_file(report, '{"blessed": false}')
     assert report.read_text() == '{"blessed": false}'
     assert sorted(p.name for p in tmp_path.iterdir()) == [".gate.json.lock", "gate.json"]
     (tmp_path / "run.json").mkdir()
     with pytest.raises(outputs.OutputError, match="is a folder"):
-        dag_module._write_text(tmp_path / "run.json", "{}")
+        orchestration.write_run_file(tmp_path / "run.json", "{}")

@@ -28,9 +28,8 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 
 from vidpipe.gate import GateDecision, validate_metrics
+from vidpipe.layout import CATALOG_URL_ENV, vidpipe_home
 
-CATALOG_URL_ENV = "VIDPIPE_CATALOG_URL"
-HOME_ENV = "VIDPIPE_HOME"
 SQL_DIR_CANDIDATES = (Path(__file__).resolve().parents[1] / "sql", Path(__file__).resolve().parent / "sql")
 
 IDENTITY_PLACEHOLDER = "IDENTITY_PRIMARY_KEY"
@@ -118,7 +117,7 @@ def _queries() -> dict[str, str]:
 
 
 def default_catalog_url() -> str:
-    home = Path(os.environ.get(HOME_ENV) or Path.home() / ".vidpipe")
+    home = Path(vidpipe_home())
     return f"sqlite:///{home.expanduser().resolve() / 'catalog.db'}"
 
 
@@ -416,6 +415,11 @@ class Catalog:
     def from_env(cls) -> Catalog:
         """Catalog at $VIDPIPE_CATALOG_URL, else sqlite:///<$VIDPIPE_HOME or ~/.vidpipe>/catalog.db."""
         return cls(os.environ.get(CATALOG_URL_ENV) or default_catalog_url())
+
+    @classmethod
+    def open(cls, url: str | None) -> Catalog:
+        """Catalog at ``url`` when given, else the environment's (see from_env)."""
+        return cls(url) if url else cls.from_env()
 
     def _create_engine(self, url: str) -> Engine:
         parsed = make_url(url)

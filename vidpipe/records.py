@@ -44,7 +44,8 @@ def frame_example(video_id: str, labels: Sequence[int], rgb: np.ndarray, audio: 
     return tf.train.SequenceExample(context=context, feature_lists=lists)
 
 
-def video_example(video_id: str, labels: Sequence[int], mean_rgb: np.ndarray, mean_audio: np.ndarray) -> tf.train.Example:
+def video_example(video_id: str, labels: Sequence[int], mean_rgb: np.ndarray,
+                  mean_audio: np.ndarray) -> tf.train.Example:
     """mean_rgb: float [1024], mean_audio: float [128] -> Example."""
     return tf.train.Example(features=tf.train.Features(feature={
         schema.VIDEO_ID: _bytes([video_id.encode()]),

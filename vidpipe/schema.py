@@ -39,11 +39,6 @@ QUANTIZE_SCALE = 255.0 / QUANTIZED_RANGE
 DEQUANTIZE_SCALE = QUANTIZED_RANGE / 255.0
 DEQUANTIZE_BIAS = QUANTIZED_RANGE / 512.0 + MIN_QUANTIZED_VALUE
 
-FRAME_DIR = "frame"
-VIDEO_DIR = "video"
-RECORD_SUFFIX = ".tfrecord"
-
-
 @dataclass(frozen=True)
 class FeatureSpec:
     """One per-frame feature stream and the name of its video-level mean."""
@@ -114,10 +109,3 @@ def label_id_problem(label: int) -> str | None:
     return (f"label id {label} is outside [0, {MAX_CLASSES}): the classifier has one output per class id, so "
             f"label ids must be class indices below vidpipe.schema.MAX_CLASSES (YouTube-8M uses 0..3861)")
 
-
-def frame_record_path_pattern(data_dir: str) -> str:
-    return f"{data_dir.rstrip('/')}/{FRAME_DIR}/*{RECORD_SUFFIX}"
-
-
-def video_record_path_pattern(data_dir: str) -> str:
-    return f"{data_dir.rstrip('/')}/{VIDEO_DIR}/*{RECORD_SUFFIX}"

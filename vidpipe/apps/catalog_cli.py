@@ -17,7 +17,7 @@ def main(argv=None) -> int:
     parser.add_argument("--catalog-url", help="SQLAlchemy URL or SQLite path (default: $VIDPIPE_CATALOG_URL)")
     parser.add_argument("--limit", type=int, default=20, help="model versions to list, newest first")
     args = parser.parse_args(argv)
-    with (Catalog(args.catalog_url) if args.catalog_url else Catalog.from_env()) as catalog:
+    with Catalog.open(args.catalog_url) as catalog:
         catalog.ensure_schema()
         champion = catalog.champion()
         report = {

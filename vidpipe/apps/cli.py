@@ -13,20 +13,26 @@ import os
 import sys
 
 COMMANDS = {
-    "ingest": ("beam_pipelines.ingest", "raw video files -> YouTube-8M frame/video TFRecords, label stats, quarantine.csv"),
-    "label-stats": ("beam_pipelines.label_stats_pipeline", "label vocabulary, counts and class weights of existing records"),
-    "train": ("vidpipe.apps.train_cli", "train a registered model on ingested records (checkpoints, TensorBoard, SavedModel)"),
-    "evaluate": ("vidpipe.apps.evaluate", "GAP/Hit@1/PERR/mAP of a submission CSV, or of a trained model on records"),
-    "gate": ("vidpipe.apps.gate_cli", "record a candidate's metrics in the catalog and bless/promote it against the champion"),
+    "ingest": ("beam_pipelines.ingest",
+               "raw video files -> YouTube-8M frame/video TFRecords, label stats, quarantine.csv"),
+    "label-stats": ("beam_pipelines.label_stats_pipeline",
+                    "label vocabulary, counts and class weights of existing records"),
+    "train": ("vidpipe.apps.train_cli",
+              "train a registered model on ingested records (checkpoints, TensorBoard, SavedModel)"),
+    "evaluate": ("vidpipe.apps.evaluate",
+                 "GAP/Hit@1/PERR/mAP of a submission CSV, or of a trained model on records"),
+    "gate": ("vidpipe.apps.gate_cli",
+             "record a candidate's metrics in the catalog and bless/promote it against the champion"),
     "predict": ("beam_pipelines.predict", "batch prediction on Beam -> Kaggle submission CSV (top 20 per video)"),
     "catalog": ("vidpipe.apps.catalog_cli", "show runs, model versions, metrics, blessings and the champion"),
-    "demo": ("vidpipe.apps.demo", "make the demo corpus and run the whole chain through Airflow"),
+    "demo": ("vidpipe.apps.demo", "make the demo corpus (vidpipe/apps/demo/) and run the whole chain through Airflow"),
 }
 
 
 def usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: vidpipe [--verbose] <command> [options]   (vidpipe <command> --help for its options)", "", "commands:"]
+    lines = ["usage: vidpipe [--verbose] <command> [options]   (vidpipe <command> --help for its options)", "",
+             "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -34,7 +40,8 @@ def usage() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Runs a subcommand and exits with its status, skipping interpreter teardown (see vidpipe.process)."""
     from vidpipe.cli_args import FAST_PARSERS
-    from vidpipe.process import VERBOSE_ENV, exit_after_tft, exit_now, quiet_tensorflow, verbose
+    from vidpipe.layout import VERBOSE_ENV
+    from vidpipe.process import exit_after_tft, exit_now, quiet_tensorflow, verbose
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--verbose" in argv:

@@ -16,7 +16,7 @@ from vidpipe import metrics
 
 def evaluate_model(model_dir: str, data_dir: str, top_k: int = 20, batch_size: int = 256) -> dict:
     """A trained model (train_dir or export) on ``<data_dir>``'s records -> metrics dict."""
-    from models.predict import predict_records
+    from models.serving import predict_records
 
     video_ids, probabilities, labels = predict_records(model_dir, data_dir, batch_size)
     if not video_ids:
@@ -34,7 +34,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="vidpipe evaluate",
         description="Print GAP, Hit@1, PERR and mAP as one JSON object. Either --predictions with --labels "
                     "(Kaggle YouTube-8M CSVs), or --model-dir with --data (records written by vidpipe ingest).")
-    parser.add_argument("--predictions", help="submission CSV: VideoId,LabelConfidencePairs ('label score label score ...')")
+    parser.add_argument("--predictions",
+                        help="submission CSV: VideoId,LabelConfidencePairs ('label score label score ...')")
     parser.add_argument("--labels", help="ground truth CSV: VideoId,Labels (space-separated label ids)")
     parser.add_argument("--model-dir", help="a train dir (its latest export) or a SavedModel export dir")
     parser.add_argument("--data", help="directory with frame/ and video/ records")

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         raise ValueError(f"--params: not valid JSON ({error})") from error
     if not isinstance(params, dict):
         raise ValueError(f"--params: expected a JSON object, got {type(params).__name__}")  # noqa: TRY004
-    catalog = Catalog(args.catalog_url) if args.catalog_url else Catalog.from_env()
+    catalog = Catalog.open(args.catalog_url)
     with catalog:
         report = gate(catalog, args.run_id, args.dag_id, args.model_name, os.path.abspath(args.model_dir), metrics,
                       GateConfig(min_gap=args.min_gap, tolerance=args.tolerance), params)

@@ -16,7 +16,10 @@ from vidpipe.cli_args import train_parser
 
 def build_config(model: str, overrides: list[str], config_path: str | None = None) -> ExperimentConfig:
     """Defaults for ``model`` (or a saved config), then dotted ``key=value`` overrides."""
-    base = ExperimentConfig.load(config_path) if config_path else apply_overrides(ExperimentConfig(), [f"model_name={model}"])
+    if config_path:
+        base = ExperimentConfig.load(config_path)
+    else:
+        base = apply_overrides(ExperimentConfig(), [f"model_name={model}"])
     return apply_overrides(base, overrides)
 
 

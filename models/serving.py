@@ -1,4 +1,4 @@
-"""Prediction with an exported SavedModel (see :mod:`models.train` for the export layout)."""
+"""Serving side: load an exported SavedModel (written by :mod:`models.export`) and predict records."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from models import inputs
-from models.train import EXPORT_DIR, EXPORT_METADATA, LATEST_EXPORT, SERVING_SIGNATURE, record_pattern
 from vidpipe import feature_space
+from vidpipe.layout import (
+    EXPORT_DIR,
+    EXPORT_METADATA,
+    LATEST_EXPORT,
+    SERVING_SIGNATURE,
+    record_pattern,
+)
 
 
 def resolve_export_dir(path: str) -> str:
