@@ -41,7 +41,9 @@ class Rows:
         return int(self.line_numbers[row])
 
 
-def read_rows(path, header: tuple[str, str]) -> Rows:
+def lines_after_header(path, header: tuple[str, str]) -> list[str]:
+    """The file's lines after a checked header (line 2 onwards); SubmissionFormatError for an empty file or
+    another header."""
     text = read_text(path)
     if not text.strip():
         raise SubmissionFormatError(path, 1, f"empty file, expected header {','.join(header)!r}")
@@ -49,11 +51,16 @@ def read_rows(path, header: tuple[str, str]) -> Rows:
     found = tuple(field.strip() for field in lines[0].split(","))
     if found != header:
         raise SubmissionFormatError(path, 1, f"bad header {lines[0].strip()!r}, expected {','.join(header)!r}")
+    return lines[1:]
+
+
+def read_rows(path, header: tuple[str, str]) -> Rows:
+    lines = lines_after_header(path, header)
     video_ids: list[str] = []
     line_numbers: list[int] = []
     fields: list[list[str]] = []
     first_line: dict[str, int] = {}
-    for line_number, line in enumerate(lines[1:], start=2):
+    for line_number, line in enumerate(lines, start=2):
         video_id, comma, rest = line.partition(",")
         if not comma:
             if not line.strip():

@@ -18,10 +18,10 @@ from vidpipe import schema
 from vidpipe.kaggle_csv import (
     SubmissionFormatError,
     check_video_id,
+    lines_after_header,
     open_text,
     parse_label_tokens,
     read_rows,
-    read_text,
     reject_repeated_labels,
 )
 
@@ -81,15 +81,8 @@ def check_labels_file(path) -> int:
     SubmissionFormatError names the file, the 1-based line and the reason: a bad header, a bad row, or a
     video id on two rows.
     """
-    text = read_text(path)
-    if not text.strip():
-        raise SubmissionFormatError(path, 1, f"empty file, expected header {','.join(LABELS_HEADER)!r}")
-    lines = text.split("\n")
-    found = tuple(field.strip() for field in lines[0].split(","))
-    if found != LABELS_HEADER:
-        raise SubmissionFormatError(path, 1, f"bad header {lines[0].strip()!r}, expected {','.join(LABELS_HEADER)!r}")
     first_line: dict[str, int] = {}
-    for line_number, line in enumerate(lines[1:], start=2):
+    for line_number, line in enumerate(lines_after_header(path, LABELS_HEADER), start=2):
         if not line.strip():
             continue
         try:

@@ -25,6 +25,8 @@ COMMANDS = {
              "record a candidate's metrics in the catalog and bless/promote it against the champion"),
     "predict": ("beam_pipelines.predict", "batch prediction on Beam -> Kaggle submission CSV (top 20 per video)"),
     "catalog": ("vidpipe.apps.catalog_cli", "show runs, model versions, metrics, blessings and the champion"),
+    "segmentation": ("vidpipe.apps.segmentation_cli",
+                     "action segmentation on MS-TCN data sets: train BiGRU/BiLSTM/MS-TCN, predict, evaluate"),
     "demo": ("vidpipe.apps.demo", "make the demo corpus (vidpipe/apps/demo/) and run the whole chain through Airflow"),
 }
 
