@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import ffmpeg
 import numpy as np
 
+from vidpipe.outputs import is_remote
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 AUDIO_SAMPLE_RATE = 16_000
 
@@ -149,10 +151,6 @@ def _list_remote(input_path: str) -> list[tuple[str, str | None]]:
     except Exception:  # noqa: BLE001 - Beam raises BeamIOError or IOError per filesystem for "nothing there"
         matches = []
     return [(m.path, None) for m in matches]
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path
 
 
 @contextlib.contextmanager

@@ -107,6 +107,10 @@ class _StorageRef:
     dtype: type
     numel: int
 
+    @property
+    def nbytes(self) -> int:
+        return self.numel * np.dtype(self.dtype).itemsize
+
 
 @dataclass(frozen=True, slots=True)
 class _TensorRef:
@@ -249,12 +253,11 @@ def _read_legacy(handle) -> dict[str, np.ndarray]:
         storage = unpickler.storages[key]
         header = handle.read(8)
         numel = int.from_bytes(header, "little", signed=True)
-        size = numel * np.dtype(storage.dtype).itemsize
-        if len(header) != 8 or size > file_size - handle.tell():
-            raise _NotACheckpoint(f"truncated in storage {key}")
-        if numel != storage.numel:
+        if len(header) == 8 and numel != storage.numel:
             raise _NotACheckpoint(f"storage {key} holds {numel} elements, its tensors expect {storage.numel}")
-        buffers[key] = handle.read(size)
+        if len(header) != 8 or storage.nbytes > file_size - handle.tell():
+            raise _NotACheckpoint(f"truncated in storage {key}")
+        buffers[key] = handle.read(storage.nbytes)
     return _state_arrays(state, unpickler.storages, buffers)
 
 
@@ -282,10 +285,9 @@ def _read_zip_archive(archive: zipfile.ZipFile) -> dict[str, np.ndarray]:
         member = f"{prefix}data/{key}"
         if member not in names:
             continue
-        size = storage.numel * np.dtype(storage.dtype).itemsize
-        if archive.getinfo(member).file_size != size:
-            raise _NotACheckpoint(f"storage {key} holds {archive.getinfo(member).file_size} bytes, "
-                                  f"its tensors expect {size}")
+        found = archive.getinfo(member).file_size
+        if found != storage.nbytes:
+            raise _NotACheckpoint(f"storage {key} holds {found} bytes, its tensors expect {storage.nbytes}")
         buffers[key] = archive.read(member)
     return _state_arrays(state, unpickler.storages, buffers)
 
@@ -434,8 +436,6 @@ def check_weights_file(weights_path: str) -> None:
 
 def build_pretrained(weights_path: str, input_size: int = INPUT_SIZE, include_top: bool = False):
     """EfficientNet-Lite0 with the checkpoint's ImageNet weights: preprocessed [B, S, S, 3] -> [B, 1280]."""
-    if not os.path.isfile(weights_path):
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights not found: {weights_path}")
     model = build_model(input_size, include_top)
     load_checkpoint(model, weights_path)
     return model

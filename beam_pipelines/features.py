@@ -119,7 +119,7 @@ def _inception_v3(input_size: int):
 def check_keras_weights_file(path: str) -> None:
     """Cheap checks before any model is built: a Keras weights name, and a local file must be what its name says
     (HDF5 for .h5 / .weights.h5, a zip holding model.weights.h5 for .keras)."""
-    from beam_pipelines.decode import is_remote
+    from vidpipe.outputs import is_remote
 
     if not path.endswith(KERAS_WEIGHTS_SUFFIXES):
         raise ValueError(f"weights file {path}: expected a Keras weights file ({', '.join(KERAS_WEIGHTS_SUFFIXES)})")

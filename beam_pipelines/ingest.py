@@ -37,6 +37,7 @@ from vidpipe.labels_csv import check_labels_file, parse_label_line
 logger = logging.getLogger(__name__)
 
 QUARANTINE_TAG = "quarantine"
+RANDOM_INIT_WEIGHTS = f"random-init(seed={RANDOM_INIT_SEED})"
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def summarize(stats: list[dict], quarantined: list[tuple[str, str]], config: Ing
         "config": {
             "fps": config.fps, "max_frames": config.max_frames, "pca": config.pca_source,
             "backbone": BACKBONES[config.backbone.name].description,
-            "backbone_weights": config.backbone.resolved_weights_path() or f"random-init(seed={RANDOM_INIT_SEED})",
+            "backbone_weights": config.backbone.resolved_weights_path() or RANDOM_INIT_WEIGHTS,
             "frame_size": config.backbone.input_size, "audio_embedding": audio.EMBEDDING_NAME,
         },
         "warnings": warnings,
@@ -425,13 +426,13 @@ def check_inputs_outside_output(args: argparse.Namespace, paths: list[str]) -> N
     named = [("--input", args.input, _static_prefix(args.input))] + [("--input", path, path) for path in paths]
     named += [(option, value, value) for option, value in (
         ("--labels", args.labels), ("--pca-dir", args.pca_dir), ("--backbone-weights", args.backbone_weights)) if value]
-    if decode.is_remote(args.output):
+    if outputs.is_remote(args.output):
         prefix = args.output.rstrip("/") + "/"
         inside = [(option, value) for option, value, path in named if (path.rstrip("/") + "/").startswith(prefix)]
     else:
         output = Path(args.output).expanduser().resolve()
         inside = [(option, value) for option, value, path in named
-                  if not decode.is_remote(path) and _lies_within(path, output)]
+                  if not outputs.is_remote(path) and _lies_within(path, output)]
     if inside:
         option, value = inside[0]
         raise outputs.OutputError(f"{option} {value} lies inside --output {args.output}, which ingest replaces "
@@ -472,40 +473,9 @@ def check_remote_output_unused(output: str) -> None:
                                   f"only writes into a new or empty folder")
 
 
-def _remote_digest_folder(folder: str) -> str:
-    """feature_space.digest_folder for a folder on any filesystem tf.io.gfile knows."""
-    import hashlib
-
-    import tensorflow as tf
-
-    relative = []
-    for root, _, files in tf.io.gfile.walk(folder):
-        for name in files:
-            relative.append(os.path.relpath(os.path.join(root, name), folder).split(os.sep))
-    digest = hashlib.sha256()
-    for parts in sorted(relative):
-        digest.update("/".join(parts).encode() + b"\0")
-        with tf.io.gfile.GFile(os.path.join(folder, *parts), "rb") as handle:
-            digest.update(handle.read())
-    return f"sha256:{digest.hexdigest()}"
-
-
-def _digest_folder(folder: str) -> str:
-    return _remote_digest_folder(folder) if decode.is_remote(folder) else feature_space.digest_folder(folder)
-
-
 def _weights_digest(backbone: BackboneConfig) -> str:
     weights = backbone.resolved_weights_path()
-    if weights is None:
-        return f"random-init(seed={RANDOM_INIT_SEED})"
-    if decode.is_remote(weights):
-        import hashlib
-
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(weights, "rb") as handle:
-            return f"sha256:{hashlib.sha256(handle.read()).hexdigest()}"
-    return feature_space.digest_file(weights)
+    return feature_space.digest_file(weights) if weights else RANDOM_INIT_WEIGHTS
 
 
 def describe_feature_space(config: IngestConfig, output_dir: str) -> dict:
@@ -515,7 +485,7 @@ def describe_feature_space(config: IngestConfig, output_dir: str) -> dict:
     return feature_space.describe(
         backbone=config.backbone.name, weights=_weights_digest(config.backbone),
         frame_size=config.backbone.input_size, fps=config.fps, max_frames=config.max_frames,
-        audio=audio.EMBEDDING_NAME, pca=_digest_folder(pca_folder))
+        audio=audio.EMBEDDING_NAME, pca=feature_space.digest_folder(pca_folder))
 
 
 def _read_text(path: str) -> str:
@@ -525,34 +495,53 @@ def _read_text(path: str) -> str:
         return handle.read()
 
 
+def check_inputs(args: argparse.Namespace) -> tuple[list[str], list[tuple[str, str]]]:
+    """Lists --input and checks a local --labels file row by row before any work (the pipeline reads the labels
+    itself; this names a bad row's line up front).
+
+    -> (the paths to ingest, (path, reason) for every other input entry; see split_duplicate_ids).
+    """
+    if args.labels and not outputs.is_remote(args.labels):
+        check_labels_file(args.labels)
+    paths, quarantined = split_duplicate_ids(decode.list_videos(args.input))
+    check_inputs_outside_output(args, paths)
+    return paths, quarantined
+
+
+def _carry_transform_dir(transform_dir: str | None, output: Path, staged: Path) -> None:
+    """Copies a --transform-dir that lies inside the output into the staged one, so the swap does not drop it."""
+    if transform_dir and not outputs.is_remote(transform_dir) and _lies_within(transform_dir, output.resolve()):
+        shutil.copytree(transform_dir, staged / layout.TRANSFORM_DIR)
+
+
 def _run_pipeline(args: argparse.Namespace, beam_args: list[str], config: IngestConfig, paths: list[str],
-                  duplicates: list[tuple[str, str]], output_dir: str, test_pipeline=None) -> dict:
-    """Runs the pipeline writing everything under ``output_dir`` (the staging folder of a local output)."""
+                  quarantined: list[tuple[str, str]], output_dir: str, test_pipeline=None) -> dict:
+    """Runs the pipeline writing everything under ``output_dir`` (the staging folder of a local output)
+    -> the summary, completed with the feature space and the throughput."""
     import tensorflow_transform.beam as tft_beam
 
     started = time.perf_counter()
-    pipeline = test_pipeline or beam.Pipeline(options=PipelineOptions(beam_args))
+    options = PipelineOptions(beam_args)
+    pipeline = test_pipeline or beam.Pipeline(options=options)
     with tempfile.TemporaryDirectory(prefix="vidpipe-tft-") as local_tmp:
-        temp_dir = PipelineOptions(beam_args).get_all_options().get("temp_location") or local_tmp
+        temp_dir = options.get_all_options().get("temp_location") or local_tmp
         with tft_beam.Context(temp_dir=temp_dir, force_tf_compat_v1=False):
             _ = (pipeline
                  | "Inputs" >> beam.Create(paths)
-                 | "Ingest" >> Ingest(output_dir, config, args.labels, len(paths) + len(duplicates), duplicates))
-        result = pipeline.run()
-        result.wait_until_finish()
+                 | "Ingest" >> Ingest(output_dir, config, args.labels, len(paths) + len(quarantined), quarantined))
+        pipeline.run().wait_until_finish()
 
-    summary = json.loads(_read_text(os.path.join(output_dir, layout.SUMMARY_FILE)))
+    summary_path = os.path.join(output_dir, layout.SUMMARY_FILE)
+    summary = json.loads(_read_text(summary_path))
     if not config.transform_dir and not config.pca_dir:
         pca.write_transform_info(os.path.join(output_dir, layout.TRANSFORM_DIR), config.backbone.name,
                                  config.backbone.feature_size)
     space = describe_feature_space(config, output_dir)
     feature_space.write(output_dir, space)
-    summary["feature_space"] = space["id"]
-    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
-    wall = summary["wall_seconds"]
-    summary["frames_per_second"] = round(summary["frames"] / wall, 2) if wall else None
-    summary["output"] = args.output
-    _write_text(os.path.join(output_dir, layout.SUMMARY_FILE), json.dumps(summary, indent=2))
+    wall = round(time.perf_counter() - started, 2)
+    summary.update(feature_space=space["id"], wall_seconds=wall,
+                   frames_per_second=round(summary["frames"] / wall, 2) if wall else None, output=args.output)
+    _write_text(summary_path, json.dumps(summary, indent=2))
     return summary
 
 
@@ -566,22 +555,17 @@ def run(argv=None, test_pipeline=None) -> dict:
     config = config_from_args(args)
     if config.backbone.random_init:
         logger.warning(config.backbone.warnings()[0])
-    if args.labels and not decode.is_remote(args.labels):
-        check_labels_file(args.labels)  # fails fast with the line of a bad row; the pipeline reads the file itself
-    paths, duplicates = split_duplicate_ids(decode.list_videos(args.input))
-    check_inputs_outside_output(args, paths)
-    if decode.is_remote(args.output):
+    paths, quarantined = check_inputs(args)
+    if outputs.is_remote(args.output):
         check_remote_output_unused(args.output)
-        return _run_pipeline(args, beam_args, config, paths, duplicates, args.output, test_pipeline)
+        return _run_pipeline(args, beam_args, config, paths, quarantined, args.output, test_pipeline)
 
     output = Path(args.output).expanduser().absolute()
     check_legacy_records(output)
     with outputs.staged_dir(output, STAGE, run=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"),
                             legacy_names=OUTPUT_NAMES) as staged:
-        if config.transform_dir and not decode.is_remote(config.transform_dir) and _lies_within(
-                config.transform_dir, output.resolve()):
-            shutil.copytree(config.transform_dir, staged / layout.TRANSFORM_DIR)
-        return _run_pipeline(args, beam_args, config, paths, duplicates, str(staged), test_pipeline)
+        _carry_transform_dir(config.transform_dir, output, staged)
+        return _run_pipeline(args, beam_args, config, paths, quarantined, str(staged), test_pipeline)
 
 
 def main(argv=None) -> int:

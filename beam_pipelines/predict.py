@@ -83,7 +83,7 @@ class PredictFileFn(beam.DoFn):
         from models.serving import labels_outside
 
         try:
-            outputs = self._serving(serialized)
+            predicted = self._serving(serialized)
             labels = inputs.parse_labels_batch(serialized, self._serving.level)
         except tf.errors.InvalidArgumentError as error:
             if serialized.shape[0] > 1:
@@ -97,15 +97,15 @@ class PredictFileFn(beam.DoFn):
         count, largest = labels_outside(labels, self._serving.num_classes)
         if count:
             yield beam.pvalue.TaggedOutput(LABELS_OUTSIDE, json.dumps({LABELS_OUTSIDE: [count, largest]}))
-        yield from self._rows(outputs, serialized.numpy())
+        yield from self._rows(predicted, serialized.numpy())
 
-    def _rows(self, outputs: dict, serialized):
+    def _rows(self, predicted: dict, serialized):
         """-> (video_id, (record digest, submission line)) per record whose id a CSV can carry."""
         from vidpipe import schema
         from vidpipe.metrics import top_k_triplets
 
         kept, video_ids = [], []
-        for index, raw in enumerate(outputs["video_id"]):
+        for index, raw in enumerate(predicted["video_id"]):
             try:
                 video_id = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -119,7 +119,7 @@ class PredictFileFn(beam.DoFn):
             video_ids.append(video_id)
         if not kept:
             return
-        probabilities = outputs["probabilities"][kept]
+        probabilities = predicted["probabilities"][kept]
         k = min(self.top_k, probabilities.shape[1])
         _, class_idx, score = top_k_triplets(probabilities, k)
         class_idx, score = class_idx.reshape(-1, k), score.reshape(-1, k)
@@ -183,7 +183,7 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
     """--model-dir, or the catalog's champion -> (SavedModel export dir, export metadata)."""
     import tensorflow as tf
 
-    from models.serving import resolve_export_dir
+    from models.serving import read_export_metadata, resolve_export_dir
 
     if model_dir:
         export_dir = resolve_export_dir(model_dir)
@@ -205,18 +205,7 @@ def resolve_model(model_dir: str | None, catalog_url: str | None) -> tuple[str, 
         except FileNotFoundError as error:
             raise FileNotFoundError(f"{named}: {error}") from None
         logger.info("using champion model version %s from run %s: %s", champion.id, champion.run_id, export_dir)
-    path = os.path.join(export_dir, layout.EXPORT_METADATA)
-    try:
-        with tf.io.gfile.GFile(path) as handle:
-            metadata = json.loads(handle.read())
-    except tf.errors.NotFoundError:
-        raise FileNotFoundError(f"{path}: missing; {export_dir} is not a vidpipe export") from None
-    except ValueError as error:
-        raise ValueError(f"{path}: not JSON ({error})") from None
-    if not isinstance(metadata, dict) or metadata.get("level") not in layout.LEVELS or not isinstance(
-            metadata.get("num_classes"), int):
-        raise ValueError(f"{path}: not a vidpipe export description (needs level 'frame' or 'video' and num_classes)")
-    return export_dir, metadata
+    return export_dir, read_export_metadata(export_dir)
 
 
 def parse_args(argv=None):
@@ -325,12 +314,11 @@ def run(argv=None, test_pipeline=None) -> dict:
 
     import tensorflow as tf
 
-    from vidpipe import feature_space
+    from models.serving import check_feature_space
 
     export_dir, metadata = resolve_model(args.model_dir, args.catalog_url)
     level, num_classes = metadata["level"], int(metadata["num_classes"])
-    feature_space.check_same(metadata.get("feature_space"), feature_space.read(args.data),
-                             f"model {export_dir}", f"records {args.data}")
+    check_feature_space(export_dir, metadata, args.data)
     pattern = layout.record_pattern(args.data, level)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from models.segmentation import FEATURES, MASK, BoolMask, rnn_layer, segmentation_inputs
+from models.segmentation import FEATURES, MASK, BoolMask, for_config, rnn_layer, segmentation_inputs
 from models.segmentation_config import ClipPoolingConfig, ClipRnnConfig
 
 
@@ -62,13 +62,12 @@ def build_clip_pooling(cfg: ClipPoolingConfig, feature_dim: int, num_classes: in
     return keras.Model(inputs, logits, name="clip_pooling")
 
 
+CLIP_BUILDERS = {ClipRnnConfig: build_clip_rnn, ClipPoolingConfig: build_clip_pooling}
+
+
 def build_clip_classifier(cfg: ClipRnnConfig | ClipPoolingConfig, feature_dim: int, num_classes: int) -> keras.Model:
     """The model of a clip classifier config."""
-    if isinstance(cfg, ClipRnnConfig):
-        return build_clip_rnn(cfg, feature_dim, num_classes)
-    if isinstance(cfg, ClipPoolingConfig):
-        return build_clip_pooling(cfg, feature_dim, num_classes)
-    raise ValueError(f"not a clip classifier config: {type(cfg).__name__}")
+    return for_config(CLIP_BUILDERS, cfg, "clip classifier")(cfg, feature_dim, num_classes)
 
 
 def clip_classification_loss() -> keras.losses.Loss:

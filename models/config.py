@@ -222,13 +222,13 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
 
 
 def _check_literal(tp: Any, value: Any, path: str) -> None:
+    """ConfigError when ``value`` is not one of the values of a ``Literal`` (or ``Literal | None``) field."""
     origin = typing.get_origin(tp)
-    if origin is Literal and value not in typing.get_args(tp):
-        raise ConfigError(f"{path}: {value!r} is not one of {list(typing.get_args(tp))}")
-    if origin in (Union, types.UnionType) and value is not None:
+    if origin is Literal:
+        _coerce_literal(tp, value, path)
+    elif origin in (Union, types.UnionType) and value is not None:
         for arm in typing.get_args(tp):
-            if typing.get_origin(arm) is Literal:
-                _check_literal(arm, value, path)
+            _check_literal(arm, value, path)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from models.features import NUM_FRAMES, VIDEO_ID, feature_size, mean_feature_nam
 from vidpipe import layout, records, schema
 
 OutOfRange = Literal["raise", "drop"]
+_RECHECK_BATCH = 1024
 
 
 def record_files(file_pattern: str) -> list[str]:
@@ -45,42 +46,31 @@ def op_error_text(error: tf.errors.OpError) -> str:
     return text.split(" [Op:", 1)[0].strip()
 
 
-def unreadable_file_error(path: str, error: tf.errors.OpError) -> ValueError:
-    """A one-line ValueError naming the record file ``path`` that failed to read (truncated or corrupt)."""
-    return ValueError(f"record file {path}: truncated or corrupt TFRecord file ({op_error_text(error)})")
-
-
 def record_batches(path: str, batch_size: int) -> Iterator[tf.Tensor]:
     """The serialized records of one TFRecord file in batches [<= batch_size] string, in file order.
 
-    A truncated or corrupt file raises ValueError naming it, after the batches read before the damage.
+    A truncated or corrupt file raises a one-line ValueError naming it, after the batches read before the damage.
     """
     batches = tf.data.TFRecordDataset(path).batch(batch_size).prefetch(1)
     try:
         yield from batches
     except tf.errors.DataLossError as error:
-        raise unreadable_file_error(path, error) from None
-
-
-def find_unreadable_file(files: Sequence[str]) -> ValueError | None:
-    """Reads ``files`` one at a time (lengths only): the error naming the first that fails, or None."""
-    for path in files:
-        try:
-            tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
-        except tf.errors.DataLossError as error:
-            return unreadable_file_error(path, error)
-    return None
+        raise ValueError(f"record file {path}: truncated or corrupt TFRecord file ({op_error_text(error)})") from None
 
 
 @contextlib.contextmanager
 def naming_unreadable_file(files: Sequence[str]) -> Iterator[None]:
     """Turns a DataLossError raised in the block while reading ``files`` (e.g. iterating :func:`make_dataset`)
-    into a one-line ValueError naming the truncated or corrupt file, found by re-reading them one at a time."""
+    into the one-line ValueError of :func:`record_batches` naming the truncated or corrupt file, found by
+    re-reading the files one at a time."""
     try:
         yield
     except tf.errors.DataLossError as error:
-        raise (find_unreadable_file(files) or ValueError(
-            f"reading {len(files)} record files: truncated or corrupt TFRecord ({op_error_text(error)})")) from None
+        for path in files:
+            for _ in record_batches(path, _RECHECK_BATCH):
+                pass
+        raise ValueError(
+            f"reading {len(files)} record files: truncated or corrupt TFRecord ({op_error_text(error)})") from None
 
 
 def pad_or_truncate(frames: tf.Tensor, max_frames: int) -> tuple[tf.Tensor, tf.Tensor]:

@@ -1,7 +1,7 @@
 """The model zoo: an explicit name -> :class:`ModelSpec` table.
 
-Every buildable model is listed in :data:`MODELS`; nothing registers itself on import. Its config class
-comes from :data:`models.config.MODEL_CONFIGS`, which holds the same names.
+Every buildable model is listed in :data:`MODELS`; nothing registers itself on import. The names (aliases
+included) are those of :data:`models.config.MODEL_CONFIGS`; each gets the spec of its config class.
 ``build_fn(model_cfg, num_classes, input_cfg) -> keras.Model``; video-level models also provide
 ``head_fn(model_cfg, num_classes) -> keras.layers.Layer`` so frame-level models can use them as
 their classifier (``DbofConfig.video_level_model``).
@@ -20,8 +20,11 @@ from models.config import (
     MODEL_CONFIGS,
     DbofConfig,
     ExperimentConfig,
+    FrameLevelLogisticConfig,
     InputConfig,
+    LogisticConfig,
     ModelConfig,
+    MoeConfig,
     RnnConfig,
 )
 
@@ -29,7 +32,7 @@ from models.config import (
 @dataclass(frozen=True)
 class ModelSpec:
     build_fn: Callable[[ModelConfig, int, InputConfig], keras.Model]
-    config_cls: type
+    config_cls: type[ModelConfig]
     level: str
     description: str = ""
     head_fn: Callable[[ModelConfig, int], keras.layers.Layer] | None = None
@@ -56,23 +59,20 @@ def _build_rnn(cfg: RnnConfig, num_classes: int, input_cfg: InputConfig) -> kera
     return frame_level.build_rnn(cfg, num_classes, input_cfg, head)
 
 
-def _spec(name: str, build_fn, level: str, description: str, head_fn=None) -> ModelSpec:
-    return ModelSpec(build_fn, MODEL_CONFIGS[name], level, description, head_fn)
+_SPECS = [
+    ModelSpec(video_level.build_logistic, LogisticConfig, "video", "logistic regression on mean features",
+              head_fn=video_level.logistic_head),
+    ModelSpec(video_level.build_moe, MoeConfig, "video", "mixture of logistic experts on mean features",
+              head_fn=video_level.moe_head),
+    ModelSpec(frame_level.build_frame_logistic, FrameLevelLogisticConfig, "frame",
+              "logistic regression on the mean of the true frames"),
+    ModelSpec(_build_dbof, DbofConfig, "frame", "deep bag of frames -> video-level head"),
+    ModelSpec(_build_rnn, RnnConfig, "frame", "stacked LSTM/GRU over frames -> video-level head"),
+]
+_SPEC_OF_CONFIG = {spec.config_cls: spec for spec in _SPECS}
 
-
-_RNN = _spec("lstm", _build_rnn, "frame", "stacked LSTM/GRU over frames -> video-level head")
-
-MODELS: dict[str, ModelSpec] = {
-    "logistic": _spec("logistic", video_level.build_logistic, "video", "logistic regression on mean features",
-                      head_fn=video_level.logistic_head),
-    "moe": _spec("moe", video_level.build_moe, "video", "mixture of logistic experts on mean features",
-                 head_fn=video_level.moe_head),
-    "frame_logistic": _spec("frame_logistic", frame_level.build_frame_logistic, "frame",
-                            "logistic regression on the mean of the true frames"),
-    "dbof": _spec("dbof", _build_dbof, "frame", "deep bag of frames -> video-level head"),
-    "lstm": _RNN,
-    "rnn": _RNN,
-}
+MODELS: dict[str, ModelSpec] = {name: _SPEC_OF_CONFIG[config_cls] for name, config_cls in MODEL_CONFIGS.items()}
+"""Model name (aliases included, as :data:`models.config.MODEL_CONFIGS` lists them) -> its spec."""
 
 
 def get(name: str) -> ModelSpec:
@@ -90,6 +90,14 @@ def default_config(model_name: str, **overrides) -> ExperimentConfig:
     return dataclasses.replace(cfg, input=dataclasses.replace(cfg.input, level=spec.level))
 
 
+def input_level(cfg: ExperimentConfig) -> str:
+    """The level of ``cfg.model_name``; ValueError when ``cfg.input.level`` names the other one."""
+    level = get(cfg.model_name).level
+    if cfg.input.level not in (None, level):
+        raise ValueError(f"model {cfg.model_name!r} is {level}-level but input.level is {cfg.input.level!r}")
+    return level
+
+
 def build_model(cfg: ExperimentConfig, num_classes: int | None = None) -> keras.Model:
     """Build ``cfg.model_name`` for ``num_classes`` (default ``cfg.num_classes``)."""
     spec = get(cfg.model_name)
@@ -99,6 +107,5 @@ def build_model(cfg: ExperimentConfig, num_classes: int | None = None) -> keras.
     if not isinstance(cfg.model, spec.config_cls):
         raise TypeError(f"model {cfg.model_name!r} needs a {spec.config_cls.__name__}, "
                         f"got {type(cfg.model).__name__}")
-    if cfg.input.level not in (None, spec.level):
-        raise ValueError(f"model {cfg.model_name!r} is {spec.level}-level but input.level is {cfg.input.level!r}")
+    input_level(cfg)
     return spec.build_fn(cfg.model, num_classes, cfg.input)

@@ -14,7 +14,7 @@ Frame labels are int [B, T] with :data:`IGNORE_LABEL` (-1) on padded frames; the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -213,6 +213,13 @@ def build_rnn_tagger(cfg: RnnTaggerConfig, feature_dim: int, num_classes: int) -
     return keras.Model(inputs, logits, name="rnn_tagger")
 
 
+def track_by_name(owner: keras.layers.Layer, layers: Sequence[keras.layers.Layer]) -> None:
+    """Make each of ``layers`` an attribute of ``owner`` named after it: TensorFlow's checkpoints follow
+    attributes but not the lists Keras 3 layers keep sub-layers in."""
+    for layer in layers:
+        setattr(owner, layer.name, layer)
+
+
 @keras.saving.register_keras_serializable(package="vidpipe")
 class DilatedResidualLayer(keras.layers.Layer):
     """x [B, T, F] -> x + dropout(conv1x1(relu(dilated conv3(x)))), zeroed on padded frames."""
@@ -254,6 +261,7 @@ class SingleStageTcn(keras.layers.Layer):
         self.conv_in = keras.layers.Conv1D(filters, 1, name="conv_in")
         self.residual_layers = [DilatedResidualLayer(2 ** index, filters, dropout, name=f"residual_{index}")
                                 for index in range(num_layers)]
+        track_by_name(self, self.residual_layers)
         self.conv_out = keras.layers.Conv1D(num_classes, 1, name="conv_out")
 
     def build(self, input_shape):
@@ -288,6 +296,7 @@ class MultiStageTcn(keras.layers.Layer):
         self.dropout_rate = dropout
         self.stages = [SingleStageTcn(num_layers, filters, num_classes, dropout, name=f"stage_{index + 1}")
                        for index in range(num_stages)]
+        track_by_name(self, self.stages)
 
     def build(self, features_shape, mask_shape=None):
         self.stages[0].build(features_shape)
@@ -319,22 +328,27 @@ def build_mstcn(cfg: MsTcnConfig, feature_dim: int, num_classes: int) -> keras.M
     return keras.Model(inputs, stage_logits, name="mstcn")
 
 
+SEGMENTATION_BUILDERS = {RnnTaggerConfig: build_rnn_tagger, MsTcnConfig: build_mstcn}
+SEGMENTATION_LOSSES = {RnnTaggerConfig: lambda cfg: MaskedFrameCrossEntropy(),
+                       MsTcnConfig: lambda cfg: MsTcnLoss(cfg.smoothing_weight, cfg.smoothing_clamp)}
+
+
+def for_config(table: dict[type, Callable], cfg: object, kind: str) -> Callable:
+    """``table[type(cfg)]``; a config of another type is a ValueError naming ``kind``."""
+    try:
+        return table[type(cfg)]
+    except KeyError:
+        raise ValueError(f"not a {kind} config: {type(cfg).__name__}") from None
+
+
 def build_segmentation_model(cfg: RnnTaggerConfig | MsTcnConfig, feature_dim: int, num_classes: int) -> keras.Model:
     """The model of a segmentation config."""
-    if isinstance(cfg, RnnTaggerConfig):
-        return build_rnn_tagger(cfg, feature_dim, num_classes)
-    if isinstance(cfg, MsTcnConfig):
-        return build_mstcn(cfg, feature_dim, num_classes)
-    raise ValueError(f"not a segmentation model config: {type(cfg).__name__}")
+    return for_config(SEGMENTATION_BUILDERS, cfg, "segmentation model")(cfg, feature_dim, num_classes)
 
 
 def segmentation_loss(cfg: RnnTaggerConfig | MsTcnConfig) -> keras.losses.Loss:
     """The training loss of a segmentation config's model."""
-    if isinstance(cfg, MsTcnConfig):
-        return MsTcnLoss(cfg.smoothing_weight, cfg.smoothing_clamp)
-    if isinstance(cfg, RnnTaggerConfig):
-        return MaskedFrameCrossEntropy()
-    raise ValueError(f"not a segmentation model config: {type(cfg).__name__}")
+    return for_config(SEGMENTATION_LOSSES, cfg, "segmentation model")(cfg)
 
 
 def predict_frame_labels(model: keras.Model, features: Sequence[np.ndarray], batch_size: int = 4) -> list[np.ndarray]:

@@ -6,6 +6,7 @@ and validate these without TensorFlow.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -161,3 +162,17 @@ class SegmentationTrainConfig(Config):
             raise ConfigError("SegmentationTrainConfig: learning_rate must be > 0 and decay_rate in (0, 1]")
         if self.clip_norm is not None and self.clip_norm <= 0:
             raise ConfigError(f"SegmentationTrainConfig.clip_norm must be > 0 or None, got {self.clip_norm}")
+
+
+SEGMENTATION_MODELS: dict[str, Callable[[], RnnTaggerConfig | MsTcnConfig]] = {
+    "bigru": lambda: RnnTaggerConfig(cell="gru"),
+    "bilstm": lambda: RnnTaggerConfig(cell="lstm"),
+    "mstcn": MsTcnConfig,
+}
+
+
+def default_model_config(model_name: str) -> RnnTaggerConfig | MsTcnConfig:
+    """The default config of a segmentation model name (a key of :data:`SEGMENTATION_MODELS`)."""
+    if model_name not in SEGMENTATION_MODELS:
+        raise ConfigError(f"unknown segmentation model {model_name!r}; known: {', '.join(SEGMENTATION_MODELS)}")
+    return SEGMENTATION_MODELS[model_name]()

@@ -6,7 +6,7 @@ clipping, checkpoints with resume, TensorBoard scalars, the resolved config save
 Layout of ``train_dir``::
 
     config.json              the SegmentationExperiment, plus the data it was trained on (classes, feature_dim)
-    checkpoints/ckpt-<step>  tf.train.Checkpoint of model and optimizer variables (by path), step, epoch
+    checkpoints/ckpt-<step>  tf.train.Checkpoint of model, optimizer, step, epoch
     logs/                    TensorBoard: loss, lr (per step); test/acc, test/edit, test/f1@50 (per evaluation)
 
 A second call with the same train_dir resumes from the latest checkpoint (saved after every epoch) and
@@ -35,24 +35,18 @@ from models.segmentation import (
     predict_frame_labels,
     segmentation_loss,
 )
-from models.segmentation_config import MsTcnConfig, RnnTaggerConfig, SegmentationTrainConfig
+from models.segmentation_config import (
+    MsTcnConfig,
+    RnnTaggerConfig,
+    SegmentationTrainConfig,
+    default_model_config,
+)
+from models.train import StaircaseExampleDecay
 from vidpipe.layout import CHECKPOINT_DIR, CONFIG_FILE, LOG_DIR
 from vidpipe.segmentation.metrics import SegmentationScores
 from vidpipe.segmentation.mstcn_format import MstcnDataset, SegmentationVideo, write_text_atomically
 
-SEGMENTATION_MODELS = ("bigru", "bilstm", "mstcn")
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def default_model_config(model_name: str) -> RnnTaggerConfig | MsTcnConfig:
-    """"bigru" / "bilstm" -> RnnTaggerConfig (gru / lstm cells), "mstcn" -> MsTcnConfig."""
-    if model_name == "bigru":
-        return RnnTaggerConfig(cell="gru")
-    if model_name == "bilstm":
-        return RnnTaggerConfig(cell="lstm")
-    if model_name == "mstcn":
-        return MsTcnConfig()
-    raise ConfigError(f"unknown segmentation model {model_name!r}; known: {', '.join(SEGMENTATION_MODELS)}")
 
 
 @dataclass
@@ -134,41 +128,6 @@ class SegmentationTrainResult:
     train_frames_per_second: float | None
     checkpoint_path: str
     config: dict
-
-
-class StaircaseEpochDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = base * rate ** floor(step / (decay_epochs * steps_per_epoch))."""
-
-    def __init__(self, base_learning_rate: float, rate: float, decay_steps: int):
-        self.base_learning_rate = base_learning_rate
-        self.rate = rate
-        self.decay_steps = decay_steps
-
-    def __call__(self, step):
-        exponent = tf.floor(tf.cast(step, tf.float32) / float(self.decay_steps))
-        return self.base_learning_rate * tf.pow(tf.constant(self.rate, tf.float32), exponent)
-
-    def get_config(self):
-        return {"base_learning_rate": self.base_learning_rate, "rate": self.rate, "decay_steps": self.decay_steps}
-
-
-def variables_by_path(variables: list, owner: str, strip_prefix: bool = False) -> dict[str, tf.Variable]:
-    """{variable.path: variable} (strip_prefix: path without its first part, e.g. the optimizer's "adam_1/");
-    a repeated path is an error (it would make the checkpoint ambiguous)."""
-    mapping = {variable.path.split("/", 1)[-1] if strip_prefix else variable.path: variable for variable in variables}
-    if len(mapping) != len(variables):
-        raise ValueError(f"{owner}: variable paths are not unique; cannot checkpoint it by path")
-    return mapping
-
-
-def model_checkpoint(model: keras.Model, **extra) -> tf.train.Checkpoint:
-    """A checkpoint of the model's variables keyed by their Keras paths.
-
-    Not ``tf.train.Checkpoint(model=model)``: TensorFlow's object graph misses the layers that Keras 3 layers
-    keep in Python lists (MS-TCN's stages and residual layers), so their weights would be neither saved nor
-    restored.
-    """
-    return tf.train.Checkpoint(model_weights=variables_by_path(model.weights, model.name), **extra)
 
 
 def read_run_config(train_dir: str) -> dict:
@@ -255,14 +214,14 @@ class SegmentationTrainer:
         cfg = experiment.train
         self.experiment = experiment
         self.model = build_segmentation_model(experiment.model, feature_dim, num_classes)
-        schedule = StaircaseEpochDecay(cfg.learning_rate, cfg.decay_rate, cfg.decay_epochs * steps_per_epoch)
+        schedule = StaircaseExampleDecay(cfg.learning_rate, cfg.decay_rate,
+                                         cfg.decay_epochs * steps_per_epoch * cfg.batch_size, cfg.batch_size)
         self.optimizer = keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=cfg.clip_norm)
         self.optimizer.build(self.model.trainable_variables)
         self.step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        optimizer_variables = variables_by_path(self.optimizer.variables, "optimizer", strip_prefix=True)
-        self.checkpoint = model_checkpoint(self.model, optimizer_variables=optimizer_variables, step=self.step_var,
-                                           epoch=self.epoch_var)
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step_var,
+                                              epoch=self.epoch_var)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(train_dir, CHECKPOINT_DIR),
                                                   max_to_keep=3)
         self.writer = tf.summary.create_file_writer(os.path.join(train_dir, LOG_DIR))
@@ -360,5 +319,5 @@ def load_trained_model(train_dir: str) -> tuple[keras.Model, SegmentationExperim
     if checkpoint_path is None:
         raise FileNotFoundError(f"{os.path.join(train_dir, CHECKPOINT_DIR)}: no checkpoint")
     model = build_segmentation_model(experiment.model, int(info["feature_dim"]), len(info["class_names"]))
-    model_checkpoint(model).restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
     return model, experiment, info

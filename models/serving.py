@@ -15,6 +15,7 @@ from vidpipe.layout import (
     EXPORT_DIR,
     EXPORT_METADATA,
     LATEST_EXPORT,
+    LEVELS,
     SERVING_SIGNATURE,
     record_pattern,
 )
@@ -36,6 +37,23 @@ def resolve_export_dir(path: str) -> str:
     raise FileNotFoundError(f"no SavedModel at {path} (looked for saved_model.pb and {EXPORT_DIR}/{LATEST_EXPORT})")
 
 
+def read_export_metadata(export_dir: str) -> dict:
+    """The vidpipe_export.json of the SavedModel ``export_dir`` (model_name, level, num_classes, feature_space, ...);
+    a one-line FileNotFoundError/ValueError when it is missing or not a vidpipe export description."""
+    path = os.path.join(export_dir, EXPORT_METADATA)
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            metadata = json.loads(handle.read())
+    except tf.errors.NotFoundError:
+        raise FileNotFoundError(f"{path}: missing; {export_dir} is not a vidpipe export") from None
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    if not isinstance(metadata, dict) or metadata.get("level") not in LEVELS or not isinstance(
+            metadata.get("num_classes"), int):
+        raise ValueError(f"{path}: not a vidpipe export description (needs level 'frame' or 'video' and num_classes)")
+    return metadata
+
+
 class ServingFunction:
     """A loaded export: ``fn(serialized records) -> {"video_id": [N] bytes, "probabilities": [N, C]}``.
 
@@ -44,10 +62,9 @@ class ServingFunction:
 
     def __init__(self, export_dir: str):
         self.export_dir = resolve_export_dir(export_dir)
+        self.metadata = read_export_metadata(self.export_dir)
         self._loaded = tf.saved_model.load(self.export_dir)
         self._signature = self._loaded.signatures[SERVING_SIGNATURE]
-        with tf.io.gfile.GFile(os.path.join(self.export_dir, EXPORT_METADATA)) as handle:
-            self.metadata = json.load(handle)
 
     @property
     def level(self) -> str:
@@ -56,11 +73,6 @@ class ServingFunction:
     @property
     def num_classes(self) -> int:
         return int(self.metadata["num_classes"])
-
-    @property
-    def feature_space(self) -> dict | None:
-        """The feature space of the records the model was trained on (None for exports that predate it)."""
-        return self.metadata.get("feature_space")
 
     def __call__(self, serialized: Sequence[bytes] | tf.Tensor) -> dict[str, np.ndarray]:
         outputs = self._signature(serialized=tf.convert_to_tensor(serialized, tf.string))
@@ -72,10 +84,11 @@ def load_serving_fn(export_dir: str) -> ServingFunction:
     return ServingFunction(export_dir)
 
 
-def check_feature_space(serving: ServingFunction, data_dir: str) -> None:
-    """ValueError when the records under ``data_dir`` live in another feature space than the model's."""
-    feature_space.check_same(serving.feature_space, feature_space.read(data_dir),
-                             f"model {serving.export_dir}", f"records {data_dir}")
+def check_feature_space(export_dir: str, metadata: dict, data_dir: str) -> None:
+    """ValueError when the records under ``data_dir`` live in another feature space than the model's (its
+    export ``metadata`` carries the space it was trained in; None for exports that predate it)."""
+    feature_space.check_same(metadata.get("feature_space"), feature_space.read(data_dir),
+                             f"model {export_dir}", f"records {data_dir}")
 
 
 def labels_outside(labels: tf.RaggedTensor, num_classes: int) -> tuple[int, int | None]:
@@ -100,7 +113,7 @@ def predict_records(model_dir_or_export: str, data_dir: str, batch_size: int = 2
     file or a record that is not of the model's level (both named).
     """
     serving = load_serving_fn(model_dir_or_export)
-    check_feature_space(serving, data_dir)
+    check_feature_space(serving.export_dir, serving.metadata, data_dir)
     files = inputs.record_files(record_pattern(data_dir, serving.level))
     video_ids: list[str] = []
     probabilities: list[np.ndarray] = []

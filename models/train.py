@@ -81,15 +81,13 @@ class StaircaseExampleDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 def resolve_config(cfg: ExperimentConfig, data_dir: str | None = None) -> ExperimentConfig:
     """Fill in input.level from the model and num_classes (max_label + 1) from ``data_dir``."""
-    spec = registry.get(cfg.model_name)
-    if cfg.input.level not in (None, spec.level):
-        raise ValueError(f"model {cfg.model_name!r} is {spec.level}-level but input.level is {cfg.input.level!r}")
+    level = registry.input_level(cfg)
     num_classes = cfg.num_classes
     if num_classes is None:
         if data_dir is None:
             raise ValueError("num_classes is unset and no data_dir to read label_stats from")
         num_classes = label_stats.load_num_classes(data_dir)
-    return replace(cfg, input=replace(cfg.input, level=spec.level), num_classes=num_classes)
+    return replace(cfg, input=replace(cfg.input, level=level), num_classes=num_classes)
 
 
 def use_mixed_precision(mode: str) -> bool:
@@ -176,7 +174,6 @@ def _check_resumable(train_dir: str, cfg: ExperimentConfig) -> None:
                          "use a new train_dir or the saved config.json")
 
 
-
 def prepare_train_dir(train_dir: str, cfg: ExperimentConfig) -> None:
     """Create ``train_dir``, refuse a checkpoint of another model there, write config.json."""
     tf.io.gfile.makedirs(train_dir)
@@ -252,13 +249,16 @@ class Trainer:
         self.writer = tf.summary.create_file_writer(os.path.join(train_dir, LOG_DIR))
         self.progbar = keras.utils.Progbar(cfg.train.max_steps, stateful_metrics=["lr"]) if progress else None
         self.stats = RunStats()
-        self.step = 0
+
+    @property
+    def step(self) -> int:
+        """Updates done so far, those of earlier runs included (the checkpointed step counter)."""
+        return int(self.step_var)
 
     def restore(self) -> int:
         """Resume from the latest checkpoint, if any; returns the step it starts from."""
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        self.step = int(self.step_var)
         return self.step
 
     def finished(self) -> bool:
@@ -291,27 +291,26 @@ class Trainer:
         """One update on labels [B, C]; then scalars, checkpoint and progress bar when due."""
         label_loss, total_loss = self._train_step(features, labels)
         batch = int(tf.shape(labels)[0])
-        self.step += 1
-        self.step_var.assign(self.step)
+        step = int(self.step_var.assign_add(1))
         self.examples_var.assign_add(batch)
         loss = float(label_loss)
         if not math.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss} at step {self.step}")
+            raise FloatingPointError(f"loss became {loss} at step {step}")
         self.stats.final_loss = loss
         self.stats.count(batch)
         learning_rate = float(self.optimizer.learning_rate)
-        if self.step % self.cfg.train.log_every_steps == 0:
-            self.log_scalars(loss, float(total_loss), learning_rate)
-        if self.step % self.cfg.train.checkpoint_every_steps == 0:
-            self.manager.save(checkpoint_number=self.step)
+        if step % self.cfg.train.log_every_steps == 0:
+            self.log_scalars(step, loss, float(total_loss), learning_rate)
+        if step % self.cfg.train.checkpoint_every_steps == 0:
+            self.manager.save(checkpoint_number=step)
         if self.progbar is not None:
-            self.progbar.update(self.step, values=[("loss", loss), ("lr", learning_rate)])
+            self.progbar.update(step, values=[("loss", loss), ("lr", learning_rate)])
 
-    def log_scalars(self, loss: float, total_loss: float, learning_rate: float) -> None:
-        tf.summary.scalar("loss", loss, step=self.step)
-        tf.summary.scalar("total_loss", total_loss, step=self.step)
-        tf.summary.scalar("learning_rate", learning_rate, step=self.step)
-        tf.summary.scalar("examples_per_second", self.stats.window_rate(), step=self.step)
+    def log_scalars(self, step: int, loss: float, total_loss: float, learning_rate: float) -> None:
+        tf.summary.scalar("loss", loss, step=step)
+        tf.summary.scalar("total_loss", total_loss, step=step)
+        tf.summary.scalar("learning_rate", learning_rate, step=step)
+        tf.summary.scalar("examples_per_second", self.stats.window_rate(), step=step)
 
     def validate(self, pattern: str) -> None:
         dataset = inputs.make_dataset(pattern, self.cfg.input, self.cfg.num_classes, training=False,
@@ -321,9 +320,9 @@ class Trainer:
 
     def save_final_checkpoint(self) -> str:
         """A checkpoint of the current step unless the latest one already is; returns its path."""
-        latest = self.manager.latest_checkpoint
-        if latest is None or int(latest.rsplit("-", 1)[-1]) != self.step:
-            self.manager.save(checkpoint_number=self.step)
+        latest, step = self.manager.latest_checkpoint, self.step
+        if latest is None or int(latest.rsplit("-", 1)[-1]) != step:
+            self.manager.save(checkpoint_number=step)
         return self.manager.latest_checkpoint
 
 
@@ -338,13 +337,14 @@ def train(data_dir: str, train_dir: str, cfg: ExperimentConfig, validation_dir: 
     seed_everything(cfg.train)
     loss_fn = make_loss(cfg, data_dir)
     pattern = record_pattern(data_dir, cfg.input.level)
-    inputs.record_files(pattern)
     validation_pattern = record_pattern(validation_dir, cfg.input.level) if validation_dir else None
+    record_files = inputs.record_files(pattern) + (inputs.record_files(validation_pattern) if validation_dir else [])
 
     with precision_policy(mixed):
         trainer = Trainer(cfg, train_dir, loss_fn, mixed, progress)
         start_step = trainer.restore()
-        trainer.fit(pattern, validation_pattern)
+        with inputs.naming_unreadable_file(record_files):
+            trainer.fit(pattern, validation_pattern)
         checkpoint_path = trainer.save_final_checkpoint()
         export_dir = export_saved_model(trainer.model, cfg, os.path.join(train_dir, EXPORT_DIR), trainer.step,
                                         data_dir)

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ TEST_FRAME_SIZE = 75
 POSTGRES_ADMIN_URL = os.environ.get(
     "VIDPIPE_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+CATALOG_TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 _exit_status: int | None = None
 CALLER_SETTINGS = ("VIDPIPE_GPU_POOL", "VIDPIPE_RETRY_DELAY_SECONDS", "VIDPIPE_CATALOG_URL", "AIRFLOW_CONFIG")
 
@@ -109,15 +112,34 @@ def ffmpeg_available():
     assert shutil.which("ffmpeg") and shutil.which("ffprobe"), "ffmpeg/ffprobe must be installed (make setup)"
 
 
-def _postgres_admin_engine() -> sqlalchemy.Engine:
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+@contextmanager
+def postgres_database() -> Iterator[sqlalchemy.URL]:
+    """URL of a new, empty PostgreSQL database, dropped when the block ends; skips the test when PostgreSQL
+    is unreachable at VIDPIPE_TEST_POSTGRES_URL."""
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except sqlalchemy.exc.OperationalError as error:
-        engine.dispose()
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}")
-    return engine
+        try:
+            with admin.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except sqlalchemy.exc.OperationalError as error:
+            pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(error).splitlines()[0]}")
+        database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{database}"'))
+        try:
+            yield admin.url.set(database=database)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def dump_catalog(catalog: Catalog) -> dict[str, list[tuple]]:
+    """Every row of every catalog table, in a stable order."""
+    with catalog.engine.connect() as connection:
+        return {table: sorted(tuple(map(str, row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
+                for table in CATALOG_TABLES}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -129,17 +151,10 @@ def catalog(request, tmp_path: Path):
         cat.close()
         return
 
-    admin = _postgres_admin_engine()
-    database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = admin.url.set(database=database).render_as_string(hide_password=False)
-    cat = Catalog(url)
-    try:
-        cat.ensure_schema()
-        yield cat
-    finally:
-        cat.close()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database() as url:
+        cat = Catalog(url.render_as_string(hide_password=False))
+        try:
+            cat.ensure_schema()
+            yield cat
+        finally:
+            cat.close()

@@ -12,20 +12,11 @@ import pytest
 import sqlalchemy
 from sqlalchemy import inspect, text
 
+from tests.conftest import CATALOG_TABLES, dump_catalog
 from vidpipe.catalog import Catalog, CatalogUnavailable, load_queries, schema_statements
 from vidpipe.gate import GateConfig, decide
 
-TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 GATE = GateConfig(min_gap=0.5, tolerance=0.01)
-
-
-def _dump(cat: Catalog) -> dict[str, list[tuple]]:
-    """Every row of every catalog table, in a stable order."""
-    with cat.engine.connect() as connection:
-        return {
-            table: sorted(tuple(map(str, row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
-            for table in TABLES
-        }
 
 
 def _metrics(gap: float) -> dict:
@@ -49,21 +40,21 @@ def _train_evaluate_gate_push(cat: Catalog, run_id: str, gap: float, model_name:
 
 def test_schema_has_all_tables_and_is_idempotent(catalog: Catalog):
     catalog.ensure_schema()
-    assert set(TABLES) <= set(inspect(catalog.engine).get_table_names())
+    assert set(CATALOG_TABLES) <= set(inspect(catalog.engine).get_table_names())
     columns = {c["name"] for c in inspect(catalog.engine).get_columns("evaluations")}
     assert {"model_version_id", "split", "gap", "hit_at_one", "perr", "map", "num_videos", "metrics"} <= columns
-    assert all(not rows for rows in _dump(catalog).values())
+    assert all(not rows for rows in dump_catalog(catalog).values())
 
 
 def test_rerun_of_same_run_id_changes_nothing(catalog: Catalog):
     first_id = _train_evaluate_gate_push(catalog, "manual__2024-01-01", gap=0.71)
-    before = _dump(catalog)
-    assert [len(before[t]) for t in TABLES] == [1, 1, 2, 1, 1]
+    before = dump_catalog(catalog)
+    assert [len(before[t]) for t in CATALOG_TABLES] == [1, 1, 2, 1, 1]
 
     again_id = _train_evaluate_gate_push(catalog, "manual__2024-01-01", gap=0.71)
 
     assert again_id == first_id
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
 
 
 def test_register_model_returns_same_id_and_keeps_first_registration(catalog: Catalog):
@@ -226,13 +217,13 @@ def test_query_loader_parses_named_blocks(tmp_path: Path):
 
 def test_evaluations_of_a_decided_version_stay(catalog: Catalog):
     version_id = _train_evaluate_gate_push(catalog, "run-1", gap=0.8)
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     catalog.record_evaluation(version_id, "test", _metrics(0.8))
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
     with pytest.raises(ValueError, match="already has a gate decision, so its 'test' evaluation stays: "
                                          "recorded gap 0.8, given 0.4"):
         catalog.record_evaluation(version_id, "test", _metrics(0.4))
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
     assert catalog.champion().gap == pytest.approx(0.8)
     catalog.record_evaluation(version_id, "train", _metrics(0.85))
     assert catalog.evaluation(version_id, "train")["gap"] == pytest.approx(0.85)

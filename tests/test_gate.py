@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
+from tests.conftest import dump_catalog
 from vidpipe.apps import gate_cli
 from vidpipe.apps.gate_cli import gate
 from vidpipe.catalog import Catalog
@@ -111,38 +112,31 @@ def test_invalid_config_is_rejected(min_gap, tolerance):
 # The gate against a real catalog (SQLite file and a fresh PostgreSQL database, see conftest's `catalog`).
 
 MIN_GAP_CONFIG = GateConfig(min_gap=0.5, tolerance=0.1)
-TABLES = ("pipeline_runs", "model_versions", "evaluations", "blessings", "champions")
 
 
 def _metrics(gap: float) -> dict:
     return {"gap": gap, "hit_at_one": gap, "perr": gap, "map": gap, "num_videos": 50}
 
 
-def _dump(catalog: Catalog) -> dict[str, list[tuple]]:
-    with catalog.engine.connect() as connection:
-        return {table: sorted(tuple(map(str, row)) for row in connection.execute(text(f"SELECT * FROM {table}")))
-                for table in TABLES}
-
-
 def test_regate_with_the_same_inputs_returns_the_recorded_decision(catalog: Catalog):
     first = gate(catalog, "run-1", "dag", "moe", "/models/run-1", _metrics(0.9), MIN_GAP_CONFIG, {"epochs": 3})
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     again = gate(catalog, "run-1", "retry", "moe", "/models/run-1", _metrics(0.9), MIN_GAP_CONFIG, {"epochs": 3})
     assert again == first
     assert first["blessed"] and first["gap"] == pytest.approx(0.9)
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
 
 
 def test_regate_with_a_different_gap_is_refused_and_the_champion_keeps_its_gap(catalog: Catalog):
     first = gate(catalog, "run-1", "dag", "moe", "/models/run-1", _metrics(0.9), MIN_GAP_CONFIG)
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     with pytest.raises(ValueError) as refused:
         gate(catalog, "run-1", "dag", "moe", "/models/run-1", _metrics(0.4), MIN_GAP_CONFIG)
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith("run 'run-1' was already gated")
     assert "metric gap (recorded 0.9, given 0.4)" in message
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
     champion = catalog.champion()
     assert (champion.id, champion.gap) == (first["model_version_id"], pytest.approx(0.9))
     assert catalog.blessing(champion.id).reason.startswith("Blessed: GAP 0.9000")
@@ -161,12 +155,12 @@ def test_regate_with_a_different_gap_is_refused_and_the_champion_keeps_its_gap(c
 def test_regate_with_other_inputs_is_refused_naming_what_differs(catalog: Catalog, changed, expected):
     inputs = {"model_name": "moe", "model_dir": "/models/run-1", "metrics": _metrics(0.9), "config": MIN_GAP_CONFIG}
     gate(catalog, "run-1", "dag", inputs["model_name"], inputs["model_dir"], inputs["metrics"], inputs["config"])
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     inputs.update(changed)
     with pytest.raises(ValueError, match="run 'run-1' was already gated") as refused:
         gate(catalog, "run-1", "dag", inputs["model_name"], inputs["model_dir"], inputs["metrics"], inputs["config"])
     assert expected in str(refused.value)
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
 
 
 def test_decided_runs_end_blessed_or_rejected(catalog: Catalog):
@@ -195,11 +189,11 @@ def _fail_promotions(catalog: Catalog) -> None:
 
 def test_a_failure_while_promoting_leaves_no_row_of_the_gate(catalog: Catalog):
     gate(catalog, "run-1", "dag", "moe", "/models/run-1", _metrics(0.7), MIN_GAP_CONFIG)
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     _fail_promotions(catalog)
     with pytest.raises(sqlalchemy.exc.DBAPIError, match="promotion failed"):
         gate(catalog, "run-2", "dag", "moe", "/models/run-2", _metrics(0.9), MIN_GAP_CONFIG)
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
     assert catalog.run_status("run-2") is None
     with catalog.engine.begin() as connection:
         connection.execute(text("DROP TRIGGER no_push" + (" ON champions" if catalog.dialect == "postgresql" else "")))
@@ -229,7 +223,7 @@ BAD_METRICS = [
 @pytest.mark.parametrize(("content", "expected"), BAD_METRICS)
 def test_bad_metrics_file_is_refused_and_nothing_is_written(catalog: Catalog, tmp_path: Path, content, expected):
     gate(catalog, "run-1", "dag", "moe", "/models/run-1", _metrics(0.6), MIN_GAP_CONFIG)
-    before = _dump(catalog)
+    before = dump_catalog(catalog)
     metrics_path = tmp_path / "metrics.json"
     metrics_path.write_text(content)
     with pytest.raises(ValueError) as refused:
@@ -237,7 +231,7 @@ def test_bad_metrics_file_is_refused_and_nothing_is_written(catalog: Catalog, tm
                        str(metrics_path), "--min-gap", "0.5", "--catalog-url", catalog.url])
     assert str(refused.value).startswith(f"metrics {metrics_path}: ")
     assert expected in str(refused.value) and "\n" not in str(refused.value)
-    assert _dump(catalog) == before
+    assert dump_catalog(catalog) == before
 
 
 def test_bad_metrics_through_the_command_exit_2_with_one_line_and_no_catalog(tmp_path: Path):

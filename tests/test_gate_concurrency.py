@@ -7,7 +7,6 @@ throwaway database) and checks that the outcome is one that some serial order of
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.conftest import _postgres_admin_engine
+from tests.conftest import CATALOG_TABLES, postgres_database
 from vidpipe.apps.gate_cli import gate
 from vidpipe.catalog import Catalog
 from vidpipe.gate import GateConfig
@@ -23,7 +22,6 @@ from vidpipe.gate import GateConfig
 GATE_TRIALS = 20
 SCHEMA_TRIALS = 8
 SCHEMA_WORKERS = 4
-TABLES = {"pipeline_runs", "model_versions", "evaluations", "blessings", "champions"}
 CONFIG = GateConfig(min_gap=0.5, tolerance=0.1)
 
 
@@ -37,27 +35,20 @@ def fresh_catalog_url(request, tmp_path: Path) -> Iterator[Callable[[int], str]]
     if request.param == "sqlite":
         yield lambda trial: f"sqlite:///{tmp_path / f'trial_{trial}.db'}"
         return
-    admin = _postgres_admin_engine()
-    database = f"vidpipe_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    database_url = admin.url.set(database=database)
-    trial_admin = Catalog(database_url.render_as_string(hide_password=False)).engine
+    with postgres_database() as database_url:
+        trial_admin = Catalog(database_url.render_as_string(hide_password=False)).engine
 
-    def schema_url(trial: int) -> str:
-        with trial_admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA trial_{trial}"))
-        return database_url.update_query_dict({"options": f"-csearch_path=trial_{trial}"}).render_as_string(
-            hide_password=False
-        )
+        def schema_url(trial: int) -> str:
+            with trial_admin.begin() as connection:
+                connection.execute(text(f"CREATE SCHEMA trial_{trial}"))
+            return database_url.update_query_dict({"options": f"-csearch_path=trial_{trial}"}).render_as_string(
+                hide_password=False
+            )
 
-    try:
-        yield schema_url
-    finally:
-        trial_admin.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            yield schema_url
+        finally:
+            trial_admin.dispose()
 
 
 def _run_together(jobs: list[Callable[[], object]]) -> list[object]:
@@ -131,7 +122,7 @@ def test_concurrent_schema_creation_on_an_empty_catalog(fresh_catalog_url):
             for catalog in catalogs:
                 catalog.engine.connect().close()
             _run_together([catalog.ensure_schema for catalog in catalogs])
-            assert TABLES <= set(inspect(catalogs[0].engine).get_table_names()), f"trial {trial}"
+            assert set(CATALOG_TABLES) <= set(inspect(catalogs[0].engine).get_table_names()), f"trial {trial}"
             assert catalogs[0].champion() is None
         finally:
             for catalog in catalogs:

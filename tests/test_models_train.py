@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -110,6 +111,19 @@ def test_class_weighted_loss_under_forced_mixed_precision(data, tmp_path):
     assert result.step == 2 and np.isfinite(result.final_loss)
     metadata = json.load(open(os.path.join(result.export_dir, "vidpipe_export.json")))
     assert metadata["model_name"] == "frame_logistic" and metadata["num_classes"] == NUM_CLASSES
+
+
+@pytest.mark.parametrize("damaged", ["training", "validation"])
+def test_a_truncated_shard_is_named_in_one_line(damaged, data, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(data.data_dir, copy)
+    shard = copy / "video" / "part-00001.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:-40])
+    data_dir, validation_dir = (str(copy), data.data_dir) if damaged == "training" else (data.data_dir, str(copy))
+    with pytest.raises(ValueError, match=rf"^record file {shard}: truncated or corrupt TFRecord file "
+                                         r"\(truncated record at \d+[^\n]*$"):
+        train.train(data_dir, str(tmp_path / "run"), small_config("logistic", "train.num_epochs=1"),
+                    validation_dir=validation_dir, progress=False)
 
 
 REPRODUCIBLE_RUN = ("train.max_steps=6", "input.sample_random_frames=true", "input.num_sampled_frames=5")

@@ -227,3 +227,17 @@ def test_clip_classifier_learns_a_toy_task(builder, cfg):
     model.fit(pad_videos(features)[0], labels, batch_size=16, epochs=25, verbose=0)
     predicted = np.argmax(np.asarray(model(pad_videos(test_features)[0])), axis=1)
     assert np.mean(predicted == test_labels) >= 0.9
+
+
+def test_plain_checkpoint_restores_every_mstcn_weight(tmp_path):
+    """tf.train.Checkpoint follows attributes, not the lists MS-TCN keeps its stages and residual layers in."""
+    cfg = MsTcnConfig(num_stages=2, num_layers=2, num_filters=4, dropout=0.0)
+    trained = build_mstcn(cfg, FEATURE_DIM, NUM_CLASSES)
+    path = tf.train.Checkpoint(model=trained).save(str(tmp_path / "ckpt"))
+    restored = build_mstcn(cfg, FEATURE_DIM, NUM_CLASSES)
+    tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
+    inputs, _ = pad_videos(toy_segmentation(2, seed=5)[0])
+    assert len(restored.weights) == 24
+    for before, after in zip(trained.weights, restored.weights):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
+    np.testing.assert_allclose(restored(inputs).numpy(), trained(inputs).numpy(), rtol=1e-6)

@@ -13,22 +13,25 @@ CatalogUnavailable (a ValueError) with a one-line message naming the URL without
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, make_url, text
 
 from vidpipe.gate import GateDecision, validate_metrics
 from vidpipe.layout import CATALOG_URL_ENV, vidpipe_home
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SQL_DIR_CANDIDATES = (Path(__file__).resolve().parents[1] / "sql", Path(__file__).resolve().parent / "sql")
 
@@ -111,7 +114,7 @@ def schema_statements(dialect: str) -> list[str]:
     return [statement for statement in statements if statement]
 
 
-@cache
+@functools.cache
 def _queries() -> dict[str, str]:
     return load_queries(sql_dir() / "queries.sql")
 
@@ -387,6 +390,19 @@ class CatalogTransaction:
         ]
 
 
+def _in_own_transaction(method: Callable[Concatenate[CatalogTransaction, P], R], *,
+                        write: bool) -> Callable[Concatenate[Catalog, P], R]:
+    """``method`` of CatalogTransaction as a Catalog method that runs it in a transaction of its own."""
+
+    @functools.wraps(method)
+    def in_own_transaction(catalog: Catalog, *args: P.args, **kwargs: P.kwargs) -> R:
+        with catalog.transaction(write=write) as tx:
+            return method(tx, *args, **kwargs)
+
+    in_own_transaction.__qualname__ = f"Catalog.{method.__name__}"
+    return in_own_transaction
+
+
 class Catalog:
     """Catalog over a SQLite file or a PostgreSQL database.
 
@@ -406,7 +422,7 @@ class Catalog:
             raise ValueError(f"catalog {self.display_url}: unsupported database {parsed.get_backend_name()!r}; "
                              "use sqlite or postgresql")
         try:
-            self.engine: Engine = self._create_engine(self.url)
+            self.engine: Engine = self._create_engine(parsed)
         except (exc.ArgumentError, ImportError) as error:
             raise ValueError(f"catalog {self.display_url}: {_first_line(error)}") from error
         self.dialect = self.engine.dialect.name
@@ -421,20 +437,19 @@ class Catalog:
         """Catalog at ``url`` when given, else the environment's (see from_env)."""
         return cls(url) if url else cls.from_env()
 
-    def _create_engine(self, url: str) -> Engine:
-        parsed = make_url(url)
+    def _create_engine(self, parsed: URL) -> Engine:
         if parsed.get_backend_name() != "sqlite":
             connect_args = {}
             if parsed.get_driver_name() == "psycopg2" and "connect_timeout" not in parsed.query:
                 connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
-            return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+            return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
         database = parsed.database
         if database and database != ":memory:":
             try:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise CatalogUnavailable(f"catalog {self.display_url}: cannot connect ({error})") from error
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(parsed, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _take_over_transactions(dbapi_connection: Any, _record: Any) -> None:
@@ -494,60 +509,18 @@ class Catalog:
             for statement in schema_statements(self.dialect):
                 tx.connection.execute(text(statement))
 
-    def record_run(self, run_id: str, dag_id: str, params: Mapping[str, Any], status: str) -> None:
-        """Insert a pipeline run, or move an existing run to `status` (its other fields stay)."""
-        with self.transaction() as tx:
-            tx.record_run(run_id, dag_id, params, status)
-
-    def run_status(self, run_id: str) -> str | None:
-        with self.transaction(write=False) as tx:
-            return tx.run_status(run_id)
-
-    def register_model(self, run_id: str, model_name: str, model_dir: str, config: Mapping[str, Any]) -> int:
-        """See CatalogTransaction.register_model."""
-        with self.transaction() as tx:
-            return tx.register_model(run_id, model_name, model_dir, config)
-
-    def model_version(self, version_id: int, split: str = "test") -> ModelVersion | None:
-        with self.transaction(write=False) as tx:
-            return tx.model_version(version_id, split)
-
-    def record_evaluation(self, version_id: int, split: str, metrics: Mapping[str, Any]) -> None:
-        """See CatalogTransaction.record_evaluation."""
-        with self.transaction() as tx:
-            tx.record_evaluation(version_id, split, metrics)
-
-    def evaluation(self, version_id: int, split: str = "test") -> dict[str, Any] | None:
-        """The stored metrics dict of `version_id` on `split`, or None."""
-        with self.transaction(write=False) as tx:
-            return tx.evaluation(version_id, split)
-
-    def record_blessing(
-        self, version_id: int, decision: GateDecision, champion_version_id: int | None = None
-    ) -> Blessing:
-        """See CatalogTransaction.record_blessing."""
-        with self.transaction() as tx:
-            return tx.record_blessing(version_id, decision, champion_version_id)
-
-    def blessing(self, version_id: int) -> Blessing | None:
-        with self.transaction(write=False) as tx:
-            return tx.blessing(version_id)
-
-    def promote(self, version_id: int, run_id: str, split: str = "test") -> ModelVersion:
-        """See CatalogTransaction.promote."""
-        with self.transaction() as tx:
-            return tx.promote(version_id, run_id, split)
-
-    def champion(self, split: str = "test") -> ModelVersion | None:
-        """The most recently pushed model version, with its GAP on `split`, or None."""
-        with self.transaction(write=False) as tx:
-            return tx.champion(split)
+    record_run = _in_own_transaction(CatalogTransaction.record_run, write=True)
+    run_status = _in_own_transaction(CatalogTransaction.run_status, write=False)
+    register_model = _in_own_transaction(CatalogTransaction.register_model, write=True)
+    model_version = _in_own_transaction(CatalogTransaction.model_version, write=False)
+    record_evaluation = _in_own_transaction(CatalogTransaction.record_evaluation, write=True)
+    evaluation = _in_own_transaction(CatalogTransaction.evaluation, write=False)
+    record_blessing = _in_own_transaction(CatalogTransaction.record_blessing, write=True)
+    blessing = _in_own_transaction(CatalogTransaction.blessing, write=False)
+    promote = _in_own_transaction(CatalogTransaction.promote, write=True)
+    champion = _in_own_transaction(CatalogTransaction.champion, write=False)
+    history = _in_own_transaction(CatalogTransaction.history, write=False)
 
     def champion_gap(self, split: str = "test") -> float | None:
         champion = self.champion(split)
         return None if champion is None else champion.gap
-
-    def history(self, split: str = "test", limit: int = 100) -> list[HistoryEntry]:
-        """Model versions, newest first, with run status, GAP on `split`, decision and promotion."""
-        with self.transaction(write=False) as tx:
-            return tx.history(split, limit)

@@ -8,7 +8,7 @@ space differs from the records'.
     {"id": "3f9c0a...", "backbone": "efficientnet_lite0", "weights": "sha256:...", "frame_size": 224,
      "fps": 1.0, "max_frames": 300, "audio": "logmel64-meanstd", "pca": "sha256:..."}
 
-Standard library only (TensorFlow's file system for remote paths).
+Standard library only; ``tf.io.gfile`` is imported lazily for remote (``scheme://``) paths.
 """
 
 from __future__ import annotations
@@ -19,28 +19,42 @@ import os
 from pathlib import Path
 
 from vidpipe.layout import FEATURE_SPACE_FILE
+from vidpipe.outputs import is_remote
 
 ID_LENGTH = 16
 _IDENTITY_FIELDS = ("backbone", "weights", "frame_size", "fps", "max_frames", "audio", "pca")
 
 
-def digest_folder(folder: str | os.PathLike) -> str:
-    """sha256 over the relative paths and contents of every file below ``folder`` (local paths)."""
+def _files_below(folder: str) -> list[tuple[tuple[str, ...], str]]:
+    """(relative path as parts, full path) of every file below ``folder``, in order of the parts."""
+    if is_remote(folder):
+        import tensorflow as tf
+
+        paths = [os.path.join(root, name) for root, _, names in tf.io.gfile.walk(folder) for name in names]
+        return sorted((tuple(os.path.relpath(path, folder).split(os.sep)), path) for path in paths)
     root = Path(folder)
+    return sorted((path.relative_to(root).parts, str(path)) for path in root.rglob("*") if path.is_file())
+
+
+def _update(digest, path: str) -> None:
+    with _open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+
+
+def digest_folder(folder: str | os.PathLike) -> str:
+    """sha256 over the relative paths and contents of every file below ``folder`` (local or ``scheme://``)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    for parts, path in _files_below(os.fspath(folder)):
+        digest.update("/".join(parts).encode() + b"\0")
+        _update(digest, path)
     return f"sha256:{digest.hexdigest()}"
 
 
 def digest_file(path: str | os.PathLike) -> str:
+    """sha256 of the file at ``path`` (local or ``scheme://``)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    _update(digest, os.fspath(path))
     return f"sha256:{digest.hexdigest()}"
 
 
@@ -54,7 +68,7 @@ def describe(**fields: object) -> dict:
 
 
 def _open(path: str, mode: str):
-    if "://" in path:
+    if is_remote(path):
         import tensorflow as tf
 
         return tf.io.gfile.GFile(path, mode)

@@ -73,15 +73,20 @@ def read_rows(path, header: tuple[str, str]) -> Rows:
         video_id = video_id.strip()
         if not video_id:
             raise SubmissionFormatError(path, line_number, "empty VideoId")
-        if video_id in first_line:
-            raise SubmissionFormatError(path, line_number,
-                                        f"duplicate VideoId {video_id!r} (first on line {first_line[video_id]})")
-        first_line[video_id] = line_number
+        note_first_line(path, first_line, video_id, line_number)
         video_ids.append(video_id)
         line_numbers.append(line_number)
         fields.append(rest.split())
     counts = np.fromiter(map(len, fields), dtype=np.int64, count=len(fields))
     return Rows(video_ids, np.asarray(line_numbers, dtype=np.int64), list(chain.from_iterable(fields)), counts)
+
+
+def note_first_line(path, first_line: dict[str, int], video_id: str, line_number: int) -> None:
+    """Adds ``video_id``'s line to ``first_line``; SubmissionFormatError when an earlier row has that VideoId."""
+    if video_id in first_line:
+        raise SubmissionFormatError(path, line_number,
+                                    f"duplicate VideoId {video_id!r} (first on line {first_line[video_id]})")
+    first_line[video_id] = line_number
 
 
 def read_text(path) -> str:

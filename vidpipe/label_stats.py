@@ -28,6 +28,7 @@ import tempfile
 import numpy as np
 
 from vidpipe.layout import LABEL_COUNTS_FILE, LABEL_STATS_DIR, LABEL_STATS_FILE
+from vidpipe.outputs import is_remote
 
 __all__ = ["LABEL_COUNTS_FILE", "LABEL_STATS_DIR", "LABEL_STATS_FILE", "class_weight", "class_weight_rows",
            "load_class_weights", "load_label_counts", "load_label_stats", "load_num_classes", "write_label_stats"]
@@ -47,12 +48,8 @@ def class_weight_rows(counts: dict[int, int]) -> list[tuple[int, int, float]]:
     return [(label, count, class_weight(count, total, len(seen))) for label, count in sorted(seen.items())]
 
 
-def _is_remote(path: str) -> bool:
-    return "://" in str(path)
-
-
 def _exists(path: str) -> bool:
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         return tf.io.gfile.exists(path)
@@ -62,7 +59,7 @@ def _exists(path: str) -> bool:
 def _read_text(path: str) -> str:
     if not _exists(path):
         raise FileNotFoundError(f"{path} not found; run ingest first (it writes {LABEL_STATS_DIR}/)")
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path) as handle:
@@ -73,7 +70,7 @@ def _read_text(path: str) -> str:
 
 def _write_text(path: str, text: str) -> None:
     """Writes ``text`` to ``path`` (locally through a temporary file and a rename)."""
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         with tf.io.gfile.GFile(path, "w") as handle:
@@ -90,7 +87,7 @@ def _write_text(path: str, text: str) -> None:
 
 
 def _makedirs(path: str) -> None:
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         tf.io.gfile.makedirs(path)

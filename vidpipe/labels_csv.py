@@ -19,6 +19,7 @@ from vidpipe.kaggle_csv import (
     SubmissionFormatError,
     check_video_id,
     lines_after_header,
+    note_first_line,
     open_text,
     parse_label_tokens,
     read_rows,
@@ -89,10 +90,7 @@ def check_labels_file(path) -> int:
             video_id, _ = parse_label_row(line)
         except ValueError as error:
             raise SubmissionFormatError(path, line_number, str(error)) from None
-        if video_id in first_line:
-            raise SubmissionFormatError(path, line_number,
-                                        f"duplicate VideoId {video_id!r} (first on line {first_line[video_id]})")
-        first_line[video_id] = line_number
+        note_first_line(path, first_line, video_id, line_number)
     return len(first_line)
 
 

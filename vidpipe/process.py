@@ -23,8 +23,9 @@ def exit_now(code: int) -> None:
 def exit_after_tft(main: Callable[[], int | None]) -> None:
     """Runs ``main`` and exits with its status.
 
-    Bad input (ValueError, FileNotFoundError, whose messages name the input and the reason) exits 2 with the
-    message alone (VIDPIPE_DEBUG=1 adds the traceback); any other exception exits 1 with its traceback.
+    Bad input (ValueError, FileNotFoundError, whose messages name the input and the reason, or a SystemExit
+    carrying a message) exits 2 with the message alone (VIDPIPE_DEBUG=1 adds the traceback); any other
+    exception exits 1 with its traceback.
     """
     try:
         code = main() or 0
@@ -36,9 +37,9 @@ def exit_after_tft(main: Callable[[], int | None]) -> None:
         print(f"vidpipe: error: {error}", file=sys.stderr)
         code = 2
     except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
         if not isinstance(stop.code, int) and stop.code is not None:
-            print(stop.code, file=sys.stderr)
+            print(f"vidpipe: error: {stop.code}", file=sys.stderr)
     except BaseException:  # noqa: BLE001 - report and exit non-zero, still skipping the teardown crash
         import traceback
 

@@ -377,11 +377,11 @@ def ingest_split(params: dict, run_id: str, split: str, labeled: bool) -> dict:
 
 def labels_in(data_dir: Path) -> set[int]:
     """Label ids listed in an ingest output's label_stats/label_counts.csv (empty if absent)."""
-    counts = data_dir / layout.LABEL_STATS_DIR / layout.LABEL_COUNTS_FILE
-    if not counts.is_file():
+    from vidpipe.label_stats import load_label_counts
+
+    if not (data_dir / layout.LABEL_STATS_DIR / layout.LABEL_COUNTS_FILE).is_file():
         return set()
-    rows = counts.read_text().splitlines()[1:]
-    return {int(row.split(",")[0]) for row in rows if row.strip()}
+    return {label for label, _, _ in load_label_counts(str(data_dir))}
 
 
 def labels_missing_from_train(paths: RunPaths) -> dict[str, list[int]]:

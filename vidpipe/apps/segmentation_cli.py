@@ -24,6 +24,8 @@ from dataclasses import asdict
 
 import numpy as np
 
+from models.segmentation_config import SEGMENTATION_MODELS
+
 PREDICT_STAGE = "segmentation_predict"
 
 
@@ -34,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a BiGRU/BiLSTM tagger or MS-TCN (resumes from --train-dir)")
     train.add_argument("--dataset", required=True, metavar="DIR", help="MS-TCN data set folder")
     train.add_argument("--split", type=int, default=1, help="split number of splits/{train,test}.split<N>.bundle")
-    train.add_argument("--model", required=True, choices=("bigru", "bilstm", "mstcn"))
+    train.add_argument("--model", required=True, choices=tuple(SEGMENTATION_MODELS))
     train.add_argument("--train-dir", required=True, metavar="DIR", help="checkpoints, logs and config.json")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="model.<key>, train.<key>, sample_rate or eval_every (repeatable)")

@@ -10,7 +10,6 @@ render_lavfi_clip is the one ffmpeg clip builder of the project (the tests and t
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from vidpipe.labels_csv import write_labels
 from vidpipe.layout import CORPUS_LABELS_FILE, LABELED_SPLITS, UNLABELED_SPLIT
 
 VISUAL_CLASSES = ("testsrc", "mandelbrot", "life", "cellauto")
@@ -195,11 +195,7 @@ def make_corpus(root: str | os.PathLike, sizes: SplitSizes = SplitSizes(), secon
     clips = plan_clips(sizes, seconds, seed)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(lambda clip: render_clip(clip, root / clip.split / f"{clip.video_id}.mp4"), clips))
-    with open(root / CORPUS_LABELS_FILE, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["VideoId", "Labels"])
-        for clip in clips:
-            writer.writerow([clip.video_id, " ".join(map(str, clip.labels))])
+    write_labels(str(root / CORPUS_LABELS_FILE), {clip.video_id: clip.labels for clip in clips})
 
     unlabeled = []
     for source in packaged_real_clips() if real_clips is None else [Path(p) for p in real_clips]:
